@@ -1,0 +1,36 @@
+# kvorum — every target rests on `make install`, which is idempotent.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SEEDS  ?= 0-9999
+NODES  ?= 3
+
+.PHONY: install test lint typecheck unit sim bench run clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check kvorum tests bench
+	$(VENV)/bin/ruff format --check kvorum tests bench
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(VENV)/bin/pytest -n 2 tests
+
+test: lint typecheck unit
+
+sim: install
+	$(PY) -m kvorum.sim --seeds $(SEEDS) --nodes $(NODES)
+
+bench: install
+	$(PY) bench/raft_core.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
