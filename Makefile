@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed
 SEEDS  ?= 0-9999
 NODES  ?= 3
 
-.PHONY: install test lint typecheck unit sim bench run clean
+.PHONY: install deps proto test lint typecheck unit sim bench run clean
 
 install: $(STAMP)
 
@@ -24,7 +24,15 @@ typecheck: install
 unit: install
 	$(VENV)/bin/pytest -n 2 tests
 
-test: lint typecheck unit
+test: deps lint typecheck unit
+
+# Debian packages the tests drive: the real etcdctl and etcd 3.4 (no-op when present).
+deps:
+	scripts/ensure-debian-packages
+
+# Regenerate kvorum/api/pb from kvorum/api/proto (the result is committed).
+proto: install
+	$(PY) scripts/gen_proto.py
 
 sim: install
 	$(PY) -m kvorum.sim --seeds $(SEEDS) --nodes $(NODES)

@@ -1,0 +1,1 @@
+"""Generated from kvorum/api/proto/etcdserverpb; do not edit."""

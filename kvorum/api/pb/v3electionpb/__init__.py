@@ -1,0 +1,1 @@
+"""Generated from kvorum/api/proto/v3electionpb; do not edit."""

@@ -1,0 +1,1 @@
+"""Generated from kvorum/api/proto/v3lockpb; do not edit."""
