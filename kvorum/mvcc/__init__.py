@@ -1,0 +1,75 @@
+"""Multi-version key-value store with etcd's revisions and semantics, on the LMDB backend.
+
+`MvccStore` is the store (see its module for the on-disk design), `types` the records,
+requests and responses, `errors` the error table, `txncheck` etcd's duplicate-key rule.
+"""
+
+from kvorum.mvcc.errors import (
+    ERRORS,
+    CompactedError,
+    DuplicateKeyError,
+    ErrorSpec,
+    FutureRevError,
+    KeyNotFoundError,
+    KeyTooLongError,
+    LeaseNotFoundError,
+    MvccError,
+)
+from kvorum.mvcc.store import FIRST_REVISION, NO_COMPACTION, MvccStore
+from kvorum.mvcc.txncheck import check_txn_request
+from kvorum.mvcc.types import (
+    Compare,
+    CompareResult,
+    CompareTarget,
+    DeleteRangeRequest,
+    DeleteRangeResponse,
+    Event,
+    EventBatch,
+    EventType,
+    KeyValue,
+    PutRequest,
+    PutResponse,
+    RangeRequest,
+    RangeResponse,
+    RequestOp,
+    ResponseOp,
+    SortOrder,
+    SortTarget,
+    TxnRequest,
+    TxnResponse,
+)
+
+__all__ = [
+    "ERRORS",
+    "FIRST_REVISION",
+    "NO_COMPACTION",
+    "CompactedError",
+    "Compare",
+    "CompareResult",
+    "CompareTarget",
+    "DeleteRangeRequest",
+    "DeleteRangeResponse",
+    "DuplicateKeyError",
+    "ErrorSpec",
+    "Event",
+    "EventBatch",
+    "EventType",
+    "FutureRevError",
+    "KeyNotFoundError",
+    "KeyTooLongError",
+    "KeyValue",
+    "LeaseNotFoundError",
+    "MvccError",
+    "MvccStore",
+    "PutRequest",
+    "PutResponse",
+    "RangeRequest",
+    "RangeResponse",
+    "RequestOp",
+    "ResponseOp",
+    "SortOrder",
+    "SortTarget",
+    "TxnRequest",
+    "TxnResponse",
+    "check_txn_request",
+]
