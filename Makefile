@@ -37,8 +37,11 @@ proto: install
 sim: install
 	$(PY) -m kvorum.sim --seeds $(SEEDS) --nodes $(NODES)
 
+# Benchmarks print their figures and the command; docs/benchmarks.md records them.
 bench: install
 	$(PY) bench/raft_core.py
+	$(PY) bench/wal.py --seconds 3
+	$(PY) bench/mvcc.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
