@@ -1,0 +1,112 @@
+"""The client-facing `grpc.aio` server with the KV, Cluster and Maintenance servicers.
+
+Sizes as etcd sets them: a request may be up to `--max-request-bytes` plus 512 KiB of gRPC
+overhead (larger ones are refused by gRPC itself, before any servicer sees them; the servicers
+apply etcd's own `max_request_bytes` check to what they propose), and responses may be as
+large as gRPC allows (math.MaxInt32). Streams per connection and keepalive follow the flags.
+The caller binds the listeners (`add_insecure_port` / `add_secure_port`) and starts the server;
+servicers of other packages (Watch, Lease, Auth, ...) are added with `add_*_to_server` before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from kvorum.api.cluster import ClusterServicer
+from kvorum.api.kv import KVServicer
+from kvorum.api.maintenance import MaintenanceServicer
+from kvorum.api.member import Member
+from kvorum.api.pb.etcdserverpb import rpc_pb2_grpc
+from kvorum.api.validate import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, Limits
+from kvorum.config import ServerConfig
+
+__all__ = [
+    "GRPC_OVERHEAD_BYTES",
+    "MAX_SEND_BYTES",
+    "GrpcOptions",
+    "add_servicers",
+    "build_server",
+    "channel_options",
+]
+
+#: etcd's allowance for gRPC framing on top of --max-request-bytes.
+GRPC_OVERHEAD_BYTES = 512 * 1024
+#: math.MaxInt32: etcd lets gRPC send responses of any size it can frame.
+MAX_SEND_BYTES = 2**31 - 1
+# gRPC core takes 32-bit signed integers for its channel arguments.
+_INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcOptions:
+    """The flags that shape the client gRPC server, with etcd 3.4's defaults."""
+
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_txn_ops: int = DEFAULT_MAX_TXN_OPS
+    max_concurrent_streams: int = 2**32 - 1
+    keepalive_min_time_s: float = 5.0
+    keepalive_interval_s: float = 2 * 60 * 60.0
+    keepalive_timeout_s: float = 20.0
+
+    @classmethod
+    def from_config(cls, config: ServerConfig) -> GrpcOptions:
+        return cls(
+            max_request_bytes=config.max_request_bytes,
+            max_txn_ops=config.max_txn_ops,
+            max_concurrent_streams=config.max_concurrent_streams,
+            keepalive_min_time_s=config.grpc_keepalive_min_time_s,
+            keepalive_interval_s=config.grpc_keepalive_interval_s,
+            keepalive_timeout_s=config.grpc_keepalive_timeout_s,
+        )
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_txn_ops=self.max_txn_ops, max_request_bytes=self.max_request_bytes)
+
+
+def channel_options(options: GrpcOptions) -> list[tuple[str, Any]]:
+    """The gRPC core arguments for `options` (a list, as `grpc.aio.server` takes them)."""
+    return [
+        (
+            "grpc.max_receive_message_length",
+            min(options.max_request_bytes + GRPC_OVERHEAD_BYTES, _INT32_MAX),
+        ),
+        ("grpc.max_send_message_length", MAX_SEND_BYTES),
+        ("grpc.max_concurrent_streams", min(options.max_concurrent_streams, _INT32_MAX)),
+        # etcd's enforcement policy: clients may ping every min_time, even without a stream
+        # open (etcdctl and clientv3 keep idle connections alive that way).
+        (
+            "grpc.http2.min_ping_interval_without_data_ms",
+            int(options.keepalive_min_time_s * 1000),
+        ),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.keepalive_time_ms", min(int(options.keepalive_interval_s * 1000), _INT32_MAX)),
+        ("grpc.keepalive_timeout_ms", int(options.keepalive_timeout_s * 1000)),
+        # A second server on a taken port must fail to bind (as etcd's does), not silently
+        # share the port with the first through SO_REUSEPORT.
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def add_servicers(server: grpc.aio.Server, member: Member, options: GrpcOptions) -> None:
+    """Register KV, Cluster and Maintenance for `member` on `server`."""
+    rpc_pb2_grpc.add_KVServicer_to_server(KVServicer(member, options.limits), server)  # type: ignore[no-untyped-call]
+    rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterServicer(member), server)  # type: ignore[no-untyped-call]
+    rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceServicer(member), server)  # type: ignore[no-untyped-call]
+
+
+def build_server(
+    member: Member,
+    options: GrpcOptions | None = None,
+    *,
+    extra_options: Sequence[tuple[str, Any]] = (),
+) -> grpc.aio.Server:
+    """A `grpc.aio` server (not yet bound or started) serving KV, Cluster, Maintenance."""
+    opts = options or GrpcOptions()
+    server = grpc.aio.server(options=[*channel_options(opts), *extra_options])
+    add_servicers(server, member, opts)
+    return server
