@@ -1,0 +1,327 @@
+"""The payload of a NORMAL raft entry: one client write, encoded once by the proposer.
+
+Format: ``op tag (1 byte) || body``. The body is the etcd protobuf request of that op,
+serialized (`etcdserverpb.PutRequest`, `TxnRequest`, ... ; `Member` for a MemberAttrSet), or the
+UTF-8 version string for a ClusterVersionSet. This plays the part of etcd's
+`InternalRaftRequest`; its header (request id) is the envelope's (`kvorum.server.envelope`), and
+auth fields will join when auth does (tags are reserved below).
+
+Every member decodes the very bytes the leader replicated, so what they apply is the same by
+construction; decoding is strict (unknown tag, corrupt protobuf, unknown fields or enum values
+all raise `PayloadError`) so a payload from a newer or broken proposer is refused the same way
+on every member instead of being half-understood. (So a later version that adds a field or
+an op must not propose it before the whole cluster runs that version: gate it on the cluster
+version, as etcd gates its features.)
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from kvorum.api.pb.etcdserverpb import rpc_pb2
+from kvorum.apply.requests import (
+    AlarmRequest,
+    ClusterVersionSetRequest,
+    CompactRequest,
+    LeaseGrantRequest,
+    LeaseRevokeRequest,
+    MemberAttrSetRequest,
+    Request,
+)
+from kvorum.membership.types import AlarmAction, AlarmType
+from kvorum.mvcc.types import (
+    Compare,
+    CompareResult,
+    CompareTarget,
+    DeleteRangeRequest,
+    PutRequest,
+    RangeRequest,
+    RequestOp,
+    SortOrder,
+    SortTarget,
+    TxnRequest,
+)
+
+__all__ = [
+    "MAX_TXN_DEPTH",
+    "Op",
+    "PayloadError",
+    "decode_payload",
+    "encode_payload",
+    "encode_pb",
+]
+
+# Enums are handed to protobuf by name: the member names of kvorum's enums are etcd's.
+
+#: nested txns deeper than this are refused (upb itself stops near 50 levels of txn).
+MAX_TXN_DEPTH = 32
+
+
+class Op(enum.IntEnum):
+    """Op tags. Never renumber: tags are in every WAL ever written."""
+
+    PUT = 1
+    DELETE_RANGE = 2
+    TXN = 3
+    COMPACTION = 4
+    LEASE_GRANT = 5
+    LEASE_REVOKE = 6
+    ALARM = 7
+    MEMBER_ATTR_SET = 8
+    CLUSTER_VERSION_SET = 9
+    # Reserved, not yet implemented: 10 lease checkpoint; 32-63 auth requests.
+
+
+class PayloadError(ValueError):
+    """The bytes are not a payload this version understands."""
+
+
+# --- encoding ------------------------------------------------------------------------------
+
+_PB_TAGS: dict[type[Message], Op] = {
+    rpc_pb2.PutRequest: Op.PUT,
+    rpc_pb2.DeleteRangeRequest: Op.DELETE_RANGE,
+    rpc_pb2.TxnRequest: Op.TXN,
+    rpc_pb2.CompactionRequest: Op.COMPACTION,
+    rpc_pb2.LeaseGrantRequest: Op.LEASE_GRANT,
+    rpc_pb2.LeaseRevokeRequest: Op.LEASE_REVOKE,
+    rpc_pb2.AlarmRequest: Op.ALARM,
+}
+
+
+def encode_pb(message: Message) -> bytes:
+    """The payload of an etcd protobuf request the API layer already holds."""
+    op = _PB_TAGS.get(type(message))
+    if op is None:
+        raise TypeError(f"{type(message).__name__} is not a request that goes through raft")
+    return bytes([op]) + message.SerializeToString()
+
+
+def encode_payload(req: Request) -> bytes:
+    """The payload of a request given as kvorum's dataclasses."""
+    if isinstance(req, PutRequest):
+        return bytes([Op.PUT]) + _put_pb(req).SerializeToString()
+    if isinstance(req, DeleteRangeRequest):
+        return bytes([Op.DELETE_RANGE]) + _delete_pb(req).SerializeToString()
+    if isinstance(req, TxnRequest):
+        return bytes([Op.TXN]) + _txn_pb(req).SerializeToString()
+    if isinstance(req, CompactRequest):
+        msg: Message = rpc_pb2.CompactionRequest(revision=req.revision, physical=req.physical)
+        return bytes([Op.COMPACTION]) + msg.SerializeToString()
+    if isinstance(req, LeaseGrantRequest):
+        msg = rpc_pb2.LeaseGrantRequest(ID=req.lease_id, TTL=req.ttl_s)
+        return bytes([Op.LEASE_GRANT]) + msg.SerializeToString()
+    if isinstance(req, LeaseRevokeRequest):
+        msg = rpc_pb2.LeaseRevokeRequest(ID=req.lease_id)
+        return bytes([Op.LEASE_REVOKE]) + msg.SerializeToString()
+    if isinstance(req, AlarmRequest):
+        msg = rpc_pb2.AlarmRequest(
+            action=req.action.name, memberID=req.member_id, alarm=req.alarm.name
+        )
+        return bytes([Op.ALARM]) + msg.SerializeToString()
+    if isinstance(req, MemberAttrSetRequest):
+        msg = rpc_pb2.Member(ID=req.member_id, name=req.name, clientURLs=req.client_urls)
+        return bytes([Op.MEMBER_ATTR_SET]) + msg.SerializeToString()
+    return bytes([Op.CLUSTER_VERSION_SET]) + req.version.encode()
+
+
+def _put_pb(r: PutRequest) -> rpc_pb2.PutRequest:
+    return rpc_pb2.PutRequest(
+        key=r.key,
+        value=r.value,
+        lease=r.lease,
+        prev_kv=r.prev_kv,
+        ignore_value=r.ignore_value,
+        ignore_lease=r.ignore_lease,
+    )
+
+
+def _delete_pb(r: DeleteRangeRequest) -> rpc_pb2.DeleteRangeRequest:
+    return rpc_pb2.DeleteRangeRequest(key=r.key, range_end=r.range_end, prev_kv=r.prev_kv)
+
+
+def _range_pb(r: RangeRequest) -> rpc_pb2.RangeRequest:
+    return rpc_pb2.RangeRequest(
+        key=r.key,
+        range_end=r.range_end,
+        limit=r.limit,
+        revision=r.revision,
+        sort_order=r.sort_order.name,
+        sort_target=r.sort_target.name,
+        keys_only=r.keys_only,
+        count_only=r.count_only,
+        min_mod_revision=r.min_mod_revision,
+        max_mod_revision=r.max_mod_revision,
+        min_create_revision=r.min_create_revision,
+        max_create_revision=r.max_create_revision,
+    )
+
+
+_COMPARE_OPERAND: dict[CompareTarget, Callable[[Compare], tuple[str, Any]]] = {
+    CompareTarget.VERSION: lambda c: ("version", c.version),
+    CompareTarget.CREATE: lambda c: ("create_revision", c.create_revision),
+    CompareTarget.MOD: lambda c: ("mod_revision", c.mod_revision),
+    CompareTarget.VALUE: lambda c: ("value", c.value),
+    CompareTarget.LEASE: lambda c: ("lease", c.lease),
+}
+
+
+def _compare_pb(c: Compare) -> rpc_pb2.Compare:
+    name, operand = _COMPARE_OPERAND[c.target](c)
+    return rpc_pb2.Compare(
+        result=c.result.name,
+        target=c.target.name,
+        key=c.key,
+        range_end=c.range_end,
+        **{name: operand},
+    )
+
+
+def _op_pb(op: RequestOp) -> rpc_pb2.RequestOp:
+    if isinstance(op, RangeRequest):
+        return rpc_pb2.RequestOp(request_range=_range_pb(op))
+    if isinstance(op, PutRequest):
+        return rpc_pb2.RequestOp(request_put=_put_pb(op))
+    if isinstance(op, DeleteRangeRequest):
+        return rpc_pb2.RequestOp(request_delete_range=_delete_pb(op))
+    return rpc_pb2.RequestOp(request_txn=_txn_pb(op))
+
+
+def _txn_pb(r: TxnRequest) -> rpc_pb2.TxnRequest:
+    return rpc_pb2.TxnRequest(
+        compare=[_compare_pb(c) for c in r.compare],
+        success=[_op_pb(op) for op in r.success],
+        failure=[_op_pb(op) for op in r.failure],
+    )
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+
+def decode_payload(data: bytes) -> Request:
+    """The request in a payload; raises `PayloadError` for anything but a well-formed one."""
+    if not data:
+        raise PayloadError("empty payload")
+    try:
+        op = Op(data[0])
+    except ValueError:
+        raise PayloadError(f"unknown op tag {data[0]}") from None
+    body = data[1:]
+    try:
+        return _DECODERS[op](body)
+    except PayloadError:
+        raise
+    except (DecodeError, ValueError, RecursionError) as exc:
+        raise PayloadError(f"malformed {op.name} payload: {exc}") from None
+
+
+def _parse(cls: type[Message], body: bytes) -> Any:
+    msg = cls()
+    msg.ParseFromString(body)
+    if len(UnknownFieldSet(msg)):
+        raise PayloadError(f"{cls.__name__} payload has fields this version does not know")
+    return msg
+
+
+def _put(r: rpc_pb2.PutRequest) -> PutRequest:
+    return PutRequest(r.key, r.value, r.lease, r.prev_kv, r.ignore_value, r.ignore_lease)
+
+
+def _delete(r: rpc_pb2.DeleteRangeRequest) -> DeleteRangeRequest:
+    return DeleteRangeRequest(r.key, r.range_end, r.prev_kv)
+
+
+def _range(r: rpc_pb2.RangeRequest) -> RangeRequest:
+    return RangeRequest(
+        r.key,
+        r.range_end,
+        r.limit,
+        r.revision,
+        SortOrder(r.sort_order),
+        SortTarget(r.sort_target),
+        r.keys_only,
+        r.count_only,
+        r.min_mod_revision,
+        r.max_mod_revision,
+        r.min_create_revision,
+        r.max_create_revision,
+    )
+
+
+def _compare(c: rpc_pb2.Compare) -> Compare:
+    return Compare(
+        c.key,
+        CompareTarget(c.target),
+        CompareResult(c.result),
+        c.range_end,
+        c.version,
+        c.create_revision,
+        c.mod_revision,
+        c.value,
+        c.lease,
+    )
+
+
+def _op(op: rpc_pb2.RequestOp, depth: int) -> RequestOp:
+    which = op.WhichOneof("request")
+    if which == "request_range":
+        return _range(op.request_range)
+    if which == "request_put":
+        return _put(op.request_put)
+    if which == "request_delete_range":
+        return _delete(op.request_delete_range)
+    if which == "request_txn":
+        return _txn(op.request_txn, depth + 1)
+    raise PayloadError("txn op with no request")
+
+
+def _txn(r: rpc_pb2.TxnRequest, depth: int = 0) -> TxnRequest:
+    if depth > MAX_TXN_DEPTH:
+        raise PayloadError(f"txn nested deeper than {MAX_TXN_DEPTH}")
+    return TxnRequest(
+        tuple(_compare(c) for c in r.compare),
+        tuple(_op(op, depth) for op in r.success),
+        tuple(_op(op, depth) for op in r.failure),
+    )
+
+
+def _decode_compaction(body: bytes) -> Request:
+    r = _parse(rpc_pb2.CompactionRequest, body)
+    return CompactRequest(r.revision, r.physical)
+
+
+def _decode_alarm(body: bytes) -> Request:
+    r = _parse(rpc_pb2.AlarmRequest, body)
+    return AlarmRequest(AlarmAction(r.action), r.memberID, AlarmType(r.alarm))
+
+
+def _decode_attr_set(body: bytes) -> Request:
+    r = _parse(rpc_pb2.Member, body)
+    return MemberAttrSetRequest(r.ID, r.name, tuple(r.clientURLs))
+
+
+def _decode_version(body: bytes) -> Request:
+    try:
+        return ClusterVersionSetRequest(body.decode())
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"cluster version is not UTF-8: {exc}") from None
+
+
+_DECODERS: dict[Op, Callable[[bytes], Request]] = {
+    Op.PUT: lambda b: _put(_parse(rpc_pb2.PutRequest, b)),
+    Op.DELETE_RANGE: lambda b: _delete(_parse(rpc_pb2.DeleteRangeRequest, b)),
+    Op.TXN: lambda b: _txn(_parse(rpc_pb2.TxnRequest, b)),
+    Op.COMPACTION: _decode_compaction,
+    Op.LEASE_GRANT: lambda b: LeaseGrantRequest(
+        _parse(rpc_pb2.LeaseGrantRequest, b).ID, _parse(rpc_pb2.LeaseGrantRequest, b).TTL
+    ),
+    Op.LEASE_REVOKE: lambda b: LeaseRevokeRequest(_parse(rpc_pb2.LeaseRevokeRequest, b).ID),
+    Op.ALARM: _decode_alarm,
+    Op.MEMBER_ATTR_SET: _decode_attr_set,
+    Op.CLUSTER_VERSION_SET: _decode_version,
+}
