@@ -43,5 +43,12 @@ bench: install
 	$(PY) bench/wal.py --seconds 3
 	$(PY) bench/mvcc.py
 
+# One member named `default`, data in $(RUN_DIR)/default.etcd, clients on 127.0.0.1:2379 (etcd's
+# default listen URL says localhost, which may also resolve to ::1; pin the IPv4 loopback).
+RUN_DIR ?= .
+run: install
+	cd $(RUN_DIR) && exec $(abspath $(VENV))/bin/kvorum \
+		--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,8 +1,8 @@
 """The ``kvorum`` command: etcd's server command line in front of a kvorum member.
 
 ``main`` turns the command line, the ``ETCD_*`` environment and an optional config file into
-one :class:`~kvorum.config.ServerConfig` and hands it to the member: ``kvorum.server.run(config)``
-returning the exit status (until that function exists, ``main`` says so and exits 1).
+one :class:`~kvorum.config.ServerConfig` and hands it to the member,
+``kvorum.server.process.run(config)``, returning the exit status.
 Bad input stops it before anything starts, with one line on stderr and etcd's exit status:
 2 for a malformed command line, 1 for values etcd's checks refuse.
 """
@@ -27,7 +27,7 @@ from kvorum.config import (
 __all__ = ["main"]
 
 PROGRAM = "kvorum"
-SERVER_MODULE = "kvorum.server"
+SERVER_MODULE = "kvorum.server.process"
 
 
 def _is_fresh_data_dir(config: ServerConfig) -> bool:
@@ -46,7 +46,7 @@ def _fail(message: str, exit_code: int) -> int:
 
 
 def _run_member(config: ServerConfig) -> int:
-    """Hand over to ``kvorum.server.run(config)``, imported only now (it pulls in everything)."""
+    """Hand over to ``kvorum.server.process.run(config)``, imported only now (it pulls in all)."""
     try:
         server = importlib.import_module(SERVER_MODULE)
     except ModuleNotFoundError as err:

@@ -419,6 +419,10 @@ class Applier:
 
     # --- background work ------------------------------------------------------------------
 
+    def conf_change_rejected(self, index: int) -> bool:
+        """Whether the conf change at ``index`` was refused by the membership rules."""
+        return self._membership.was_rejected(index)
+
     def has_background_work(self) -> bool:
         """Compaction is pending (or physical compactions wait for their answer)."""
         return self._kv.compaction_pending or bool(self._physical_waiters)

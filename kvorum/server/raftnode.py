@@ -113,7 +113,9 @@ class Applier(Protocol):
     entries after the last snapshot are applied again, so applying must skip indexes
     it already holds. It wakes each entry's proposer via the shared ``Wait`` with the
     request id found in the entry's envelope. CONF_CHANGE entries are passed along
-    too (for the member list); the RaftNode applies them to the core itself.
+    too (for the member list); the RaftNode then applies to the core exactly those the
+    state machine accepted (``conf_change_rejected``), as etcd does, so the raft
+    configuration and the member list never disagree.
     ``snapshot_data`` returns the state as of the last entry applied.
     The Ready loop awaits ``apply``: it must never wait on this RaftNode (a proposal or
     a read from inside ``apply`` would wait forever).
@@ -122,6 +124,10 @@ class Applier(Protocol):
     async def apply(self, entries: Sequence[Entry], snapshot: Snapshot | None) -> None: ...
 
     def snapshot_data(self) -> bytes: ...
+
+    def conf_change_rejected(self, index: int) -> bool:
+        """Whether the conf change committed at ``index`` was refused when applied."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -643,6 +649,17 @@ class RaftNode:
         except ValueError:
             # Not proposed through this shell (no request id): apply it all the same.
             request_id, cc = 0, ConfChange.decode(entry.data)
+        if self.applier.conf_change_rejected(entry.index):
+            # Refused by the membership rules (its proposer already got the error): the
+            # core must not take it either, or raft's voters and the member list diverge.
+            logger.info(
+                "raft: member %x skipped conf change %s %x at index %d: refused when applied",
+                self.id,
+                cc.type.name,
+                cc.node_id,
+                entry.index,
+            )
+            return
         self._conf_state = self._raw.apply_conf_change(cc)
         logger.info(
             "raft: member %x applied conf change %s %x at index %d; voters %s, learners %s",

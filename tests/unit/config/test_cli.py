@@ -160,18 +160,3 @@ def test_script_version_and_errors(tmp_path: Path) -> None:
     assert err == 'kvorum: invalid value "abc" for flag --heartbeat-interval: parse error\n'
     status, _, err = run_script([], tmp_path, {"ETCD_ELECTION_TIMEOUT": "200"})
     assert status == 1 and err.count("\n") == 1 and "--election-timeout[200ms]" in err
-
-
-def _member_is_built() -> bool:
-    try:
-        module = importlib.import_module(cli.SERVER_MODULE)
-    except ModuleNotFoundError:
-        return False
-    return callable(getattr(module, "run", None))
-
-
-@needs_script
-@pytest.mark.skipif(_member_is_built(), reason="kvorum.server.run exists: the script would serve")
-def test_script_reports_the_missing_member(tmp_path: Path) -> None:
-    status, _, err = run_script(["--name", "x"], tmp_path)
-    assert (status, err) == (1, "kvorum: the member process is not built yet\n")

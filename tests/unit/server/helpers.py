@@ -118,6 +118,8 @@ class LogMachine:
         self.values: list[bytes] = []
         self.snapshots_restored = 0
         self.apply_calls = 0
+        # Set by a test to play a membership store that refuses every conf change.
+        self.reject_conf_changes = False
 
     async def apply(self, entries: Sequence[Entry], snapshot: Snapshot | None) -> None:
         self.apply_calls += 1
@@ -135,6 +137,9 @@ class LogMachine:
                 continue
             self.values.append(envelope.payload)
             self.wait.trigger(envelope.request_id, entry.index)
+
+    def conf_change_rejected(self, index: int) -> bool:
+        return self.reject_conf_changes
 
     def snapshot_data(self) -> bytes:
         return encode_values(self.values)

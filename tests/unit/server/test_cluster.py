@@ -223,3 +223,30 @@ def test_leadership_transfer_and_conf_change(tmp_path: Path) -> None:
             assert len(conf.voters) == 3
 
     run(main)
+
+
+def test_conf_change_refused_by_the_state_machine_is_not_taken_by_raft(tmp_path: Path) -> None:
+    """A committed conf change the membership rules refused leaves raft's configuration alone.
+
+    Otherwise raft's voters and the member list would disagree (etcd skips such changes too).
+    """
+
+    async def main() -> None:
+        async with cluster(tmp_path) as c:
+            lead = await c.leader()
+            voters_before = lead.raft.conf_state.voters
+            for m in c.members:
+                m.machine.reject_conf_changes = True
+            # Nobody wakes the proposer in this fake (the real applier fails it with the
+            # membership error), so the proposal runs into its deadline.
+            with pytest.raises(RequestTimeoutError):
+                await lead.raft.propose_conf_change(
+                    ConfChange(ConfChangeType.REMOVE_NODE, voters_before[0]), timeout_s=0.5
+                )
+            await c.propose(b"after", via=lead)
+            await c.converge()
+            for m in c.members:
+                assert m.raft.conf_state.voters == voters_before
+                assert m.raft.conf_state.learners == ()
+
+    run(main)

@@ -1,0 +1,691 @@
+"""The member as the gRPC servicers see it: ``kvorum.api.member.Member`` over raft and the store.
+
+Paths (DESIGN.md §2):
+
+- **writes** are encoded once (``kvorum.apply.payload``), proposed through ``RaftNode.propose``
+  and answered with what the applier produced for that request id -- a response, or the error
+  every member raised alike;
+- **linearizable reads** wait for one ReadIndex round (shared by every read waiting then) and
+  then read the local store; **serializable reads** read the local store at once, so they work
+  in a minority partition too;
+- **membership** changes are checked here first (etcd's ``mayAddMember`` & co), then proposed
+  as raft conf changes carrying the member record; the transport learns the new peer set when
+  the change is applied.
+
+Threads: everything runs on the event loop thread, which is also the apply thread that owns
+the backend's open batch -- so reads here see every applied write, committed to LMDB or not
+(etcd's read buffer), and no lock is needed.
+
+``ApplyDriver`` is the ``RaftNode``'s ``Applier``: it feeds committed entries to the apply
+layer, wakes the proposers, keeps the transport's peers in step with the member list, runs
+compaction in the background and commits the backend's batch on its interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from kvorum import ids
+from kvorum.api import errors as api_errors
+from kvorum.api.member import (
+    AlarmAction,
+    AlarmMember,
+    AlarmType,
+    HashKV,
+    Header,
+    MemberInfo,
+    Status,
+)
+from kvorum.apply import AlarmRequest as ApplyAlarmRequest
+from kvorum.apply import AlarmResponse as ApplyAlarmResponse
+from kvorum.apply import (
+    Applier,
+    CompactResponse,
+    MemberAttrSetRequest,
+    MembersResponse,
+    Request,
+    encode_payload,
+)
+from kvorum.apply import CompactRequest as ApplyCompactRequest
+from kvorum.apply import errors as apply_errors
+from kvorum.backend import Backend
+from kvorum.backend import Snapshot as BackendSnapshot
+from kvorum.membership import AlarmAction as StoreAlarmAction
+from kvorum.membership import AlarmStore, MembershipStore
+from kvorum.membership import AlarmType as StoreAlarmType
+from kvorum.membership import Member as StoreMember
+from kvorum.membership import errors as membership_errors
+from kvorum.membership.types import ConfChangeContext, encode_conf_change_context
+from kvorum.mvcc import (
+    DeleteRangeRequest,
+    DeleteRangeResponse,
+    MvccStore,
+    PutRequest,
+    PutResponse,
+    RangeRequest,
+    RangeResponse,
+    TxnRequest,
+    TxnResponse,
+)
+from kvorum.raft import ConfChange, ConfChangeType, Entry, EntryType, Snapshot
+from kvorum.server.envelope import decode_conf_change
+from kvorum.server.errors import NotLeaderError, ServerError, StoppedError
+from kvorum.server.raftnode import RaftNode
+from kvorum.server.wait import Wait
+from kvorum.transport import PeerStats
+
+__all__ = [
+    "ETCD_VERSION",
+    "ApplyDriver",
+    "KvorumMember",
+    "MemberSettings",
+    "Peers",
+    "request_timeout_s",
+    "translate_error",
+]
+
+logger = logging.getLogger("kvorum.server.member")
+
+ETCD_VERSION = "3.4.23"
+"""The server version Status reports: the etcd release whose API kvorum speaks (and the one the
+differential tests compare against), so etcdctl prints and decides as it would for etcd."""
+
+PUBLISH_RETRY_S = 0.5
+PUBLISH_ATTEMPT_S = 2.0
+COMPACTION_STEPS_PER_TURN = 1
+_SNAPSHOT_MARKER = struct.Struct(">QQ")
+
+T = TypeVar("T")
+
+
+def request_timeout_s(election_timeout_s: float) -> float:
+    """etcd's request timeout: 5 s plus two election timeouts (etcd's ``ReqTimeout``)."""
+    return 5.0 + 2 * election_timeout_s
+
+
+class Peers(Protocol):
+    """The part of ``PeerTransport`` that follows the member list."""
+
+    def add_peer(self, peer_id: int, urls: Sequence[str]) -> None: ...
+
+    def remove_peer(self, peer_id: int) -> None: ...
+
+    def peer_ids(self) -> tuple[int, ...]: ...
+
+    def peer_stats(self, peer_id: int) -> PeerStats | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSettings:
+    """The member's identity and the knobs of its request paths."""
+
+    name: str
+    member_id: int
+    cluster_id: int
+    client_urls: tuple[str, ...]
+    cluster_token: str
+    request_timeout_s: float = 7.0
+    strict_reconfig_check: bool = True
+    batch_interval_s: float = 0.1
+
+
+# --- errors --------------------------------------------------------------------------------
+
+# The apply and membership layers carry etcd's texts in their own classes; the API layer's table
+# knows the API's classes, so each is handed over as its API twin (same wire code and text).
+_TRANSLATIONS: dict[type[Exception], type[api_errors.ApiError]] = {
+    membership_errors.MemberNotFoundError: api_errors.MemberNotFoundError,
+    membership_errors.IDRemovedError: api_errors.MemberNotFoundError,
+    membership_errors.MemberExistsError: api_errors.MemberExistError,
+    membership_errors.PeerURLExistsError: api_errors.PeerUrlExistError,
+    membership_errors.MemberNotLearnerError: api_errors.MemberNotLearnerError,
+    membership_errors.TooManyLearnersError: api_errors.TooManyLearnersError,
+    membership_errors.LearnerNotReadyError: api_errors.LearnerNotReadyError,
+    membership_errors.NotEnoughStartedMembersError: api_errors.NotEnoughStartedMembersError,
+    membership_errors.UnhealthyClusterError: api_errors.UnhealthyClusterError,
+    apply_errors.NoSpaceError: api_errors.NoSpaceError,
+    apply_errors.CorruptError: api_errors.CorruptError,
+}
+
+
+def translate_error(exc: Exception) -> Exception:
+    """``exc`` as the API layer's table knows it (unchanged if it knows it already)."""
+    target = _TRANSLATIONS.get(type(exc))
+    if target is None:
+        return exc
+    return target(str(getattr(exc, "detail", "")))
+
+
+# --- the applier the RaftNode drives --------------------------------------------------------
+
+
+class ApplyDriver:
+    """``RaftNode``'s ``Applier``: committed entries -> apply layer -> woken proposers.
+
+    Invariant: it never awaits the RaftNode (the Ready loop awaits ``apply``); anything that
+    must go through raft because of an apply (the NOSPACE alarm) is started as a task.
+    """
+
+    def __init__(
+        self,
+        applier: Applier,
+        backend: Backend,
+        wait: Wait,
+        *,
+        on_membership_change: Callable[[], None] | None = None,
+        on_nospace: Callable[[], None] | None = None,
+    ) -> None:
+        self.applier = applier
+        self._backend = backend
+        self._wait = wait
+        self._on_membership_change = on_membership_change
+        self._on_nospace = on_nospace
+        self._background: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def apply(self, entries: Sequence[Entry], snapshot: Snapshot | None) -> None:
+        if snapshot is not None:
+            self._restore(snapshot)
+            return
+        batch = self.applier.apply(entries)
+        conf_change_ids = set()
+        membership_changed = False
+        for entry in entries:
+            if entry.type == EntryType.CONF_CHANGE:
+                membership_changed = True
+                with contextlib.suppress(ValueError):
+                    conf_change_ids.add(decode_conf_change(entry)[0])
+        for request_id, result in batch.results.items():
+            if isinstance(result, MembersResponse):
+                membership_changed = True
+            if isinstance(result, Exception):
+                self._wait.fail(request_id, translate_error(result))
+            elif request_id not in conf_change_ids:
+                # A conf change's proposer is woken by the RaftNode with the new ConfState,
+                # once the core has taken the change too.
+                self._wait.trigger(request_id, result)
+        if membership_changed and self._on_membership_change is not None:
+            self._on_membership_change()
+        if batch.nospace_alarm_wanted and self._on_nospace is not None:
+            self._on_nospace()
+        if self.applier.has_background_work():
+            self._start_background()
+
+    def _restore(self, snapshot: Snapshot) -> None:
+        applied = self.applier.applied_index
+        if snapshot.metadata.index <= applied:
+            # Our own snapshot at start: the backend already holds everything up to it.
+            return
+        # A leader's snapshot: its state would have to replace our backend wholesale.
+        raise RuntimeError(
+            f"a raft snapshot at index {snapshot.metadata.index} is ahead of the backend "
+            f"(applied {applied}); restoring the backend from a leader's snapshot is not "
+            "supported yet -- remove this member and add it again to resynchronise it"
+        )
+
+    def conf_change_rejected(self, index: int) -> bool:
+        return self.applier.conf_change_rejected(index)
+
+    def snapshot_data(self) -> bytes:
+        """Called when the raft log is compacted behind a snapshot at the applied index.
+
+        The backend is made durable first: from now on the WAL no longer replays the entries
+        below the snapshot, so the backend must hold their effects on disk.
+        """
+        self._backend.sync()
+        index, term = self._backend.consistent_index()
+        return _SNAPSHOT_MARKER.pack(index, term)
+
+    # --- background work: compaction and batch commits ---------------------------------
+
+    def _start_background(self) -> None:
+        if self._closed or (self._background is not None and not self._background.done()):
+            return
+        self._background = asyncio.get_running_loop().create_task(
+            self._run_background(), name="apply-background"
+        )
+
+    async def _run_background(self) -> None:
+        while self.applier.has_background_work() and not self._closed:
+            done = self.applier.do_background_work(COMPACTION_STEPS_PER_TURN)
+            for request_id, result in done.items():
+                if isinstance(result, Exception):
+                    self._wait.fail(request_id, translate_error(result))
+                else:
+                    self._wait.trigger(request_id, result)
+            await asyncio.sleep(0)  # let requests and the Ready loop run between steps
+
+    async def commit_loop(self, interval_s: float) -> None:
+        """Commit the backend's batch on its interval even when no entries come."""
+        while not self._closed:
+            await asyncio.sleep(interval_s)
+            self._backend.batch.maybe_commit()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._background is not None:
+            self._background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._background
+
+
+# --- snapshots for the Maintenance service -----------------------------------------------------
+
+
+class _SnapshotReader:
+    """A backend copy read as chunks; the file goes away on ``aclose``."""
+
+    def __init__(self, snap: BackendSnapshot) -> None:
+        self._snap = snap
+
+    @property
+    def size_bytes(self) -> int:
+        return self._snap.size_bytes
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        for chunk in self._snap:
+            yield chunk
+            await asyncio.sleep(0)
+
+    async def aclose(self) -> None:
+        self._snap.close()
+
+
+# --- the member -----------------------------------------------------------------------------
+
+
+def _info(m: StoreMember) -> MemberInfo:
+    return MemberInfo(m.id, m.name, m.peer_urls, m.client_urls, m.is_learner)
+
+
+class KvorumMember:
+    """``kvorum.api.member.Member`` for one running member."""
+
+    def __init__(
+        self,
+        settings: MemberSettings,
+        raft: RaftNode,
+        backend: Backend,
+        store: MvccStore,
+        membership: MembershipStore,
+        alarms: AlarmStore,
+        peers: Peers | None = None,
+        *,
+        on_removed: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.raft = raft
+        self.backend = backend
+        self.store = store
+        self.membership = membership
+        self.alarms = alarms
+        self.peers = peers
+        self._on_removed = on_removed
+        self._timeout_s = settings.request_timeout_s
+        self._publish_attempt_s = min(settings.request_timeout_s, PUBLISH_ATTEMPT_S)
+        self._publish_task: asyncio.Task[None] | None = None
+        self._nospace_task: asyncio.Task[None] | None = None
+        self.published = asyncio.Event()
+        # Cached from the member list (checked on every request); refreshed by sync_peers.
+        self._is_learner = False
+
+    @property
+    def id(self) -> int:
+        return self.settings.member_id
+
+    # --- lifecycle hooks ------------------------------------------------------------------
+
+    def start_publishing(self) -> asyncio.Task[None]:
+        """Publish name and client URLs through raft, retrying until it is applied (etcd).
+
+        ``published`` is set once the member list shows them (at once on a restart that
+        publishes nothing new); etcd serves clients only from then on, and so does ``run``.
+        The returned task ends once published, or without it when raft stopped first.
+        """
+        self._publish_task = asyncio.get_running_loop().create_task(
+            self._publish(), name="member-publish"
+        )
+        return self._publish_task
+
+    async def _publish(self) -> None:
+        s = self.settings
+        request = MemberAttrSetRequest(s.member_id, s.name, s.client_urls)
+        while True:
+            current = self.membership.member(s.member_id)
+            if current is not None and (current.name, current.client_urls) == (
+                s.name,
+                s.client_urls,
+            ):
+                break  # already published with these attributes (a restart)
+            try:
+                # A short attempt: a proposal forwarded to a leader that just died is lost,
+                # and waiting out the full request timeout would delay the publish.
+                await self.raft.propose(encode_payload(request), self._publish_attempt_s)
+                break
+            except StoppedError:
+                return
+            except ServerError as exc:
+                logger.info("publish of member %x not done yet (%s); retrying", s.member_id, exc)
+                await asyncio.sleep(PUBLISH_RETRY_S)
+            except Exception as exc:
+                # Refused when applied (e.g. the member was removed meanwhile): no retry
+                # helps; serve anyway, the refusal is in the log.
+                logger.warning("publish of member %x refused: %s", s.member_id, exc)
+                self.published.set()
+                return
+        self.published.set()
+        logger.info(
+            "published member %x: name=%s client-urls=%s to cluster %x",
+            s.member_id,
+            s.name,
+            ",".join(s.client_urls),
+            s.cluster_id,
+        )
+
+    def sync_peers(self) -> None:
+        """Follow the member list (at start, after each change): the transport's peers,
+        whether this member is a learner, whether it was removed."""
+        members = self.membership.members()
+        self._is_learner = any(m.id == self.id and m.is_learner for m in members)
+        if self.id in self.membership.removed_ids():
+            logger.warning(
+                "member %x has been permanently removed from the cluster %x; stopping",
+                self.id,
+                self.settings.cluster_id,
+            )
+            if self._on_removed is not None:
+                self._on_removed()
+        if self.peers is None:
+            return
+        wanted = {m.id: m.peer_urls for m in members if m.id != self.id}
+        for peer_id in self.peers.peer_ids():
+            if peer_id not in wanted:
+                self.peers.remove_peer(peer_id)
+                logger.info("removed peer %x from the transport", peer_id)
+        for peer_id, urls in wanted.items():
+            self.peers.add_peer(peer_id, urls)
+
+    def raise_nospace_alarm(self) -> None:
+        """The applier found the backend over its quota: raise NOSPACE through raft (etcd)."""
+        if self._nospace_task is not None and not self._nospace_task.done():
+            return
+        self._nospace_task = asyncio.get_running_loop().create_task(
+            self._raise_nospace(), name="nospace-alarm"
+        )
+
+    async def _raise_nospace(self) -> None:
+        logger.warning(
+            "backend of member %x is over its quota (%d bytes); raising the NOSPACE alarm",
+            self.id,
+            self.backend.size_bytes(),
+        )
+        with contextlib.suppress(Exception):
+            await self.alarm(AlarmAction.ACTIVATE, self.id, AlarmType.NOSPACE)
+
+    async def hand_over_leadership(self, timeout_s: float) -> None:
+        """Before stopping, a leader hands leadership to its most caught-up voter (etcd does
+        this too): the others then need no election timeout to go on. Best effort."""
+        if not self.raft.is_leader:
+            return
+        status = self.raft.raft_status()
+        # Only connected followers: one that is stopping too cannot take over.
+        connected = self._active_ids()
+        candidates = [
+            (progress.match, peer_id)
+            for peer_id, progress in status.progress.items()
+            if peer_id in connected and peer_id in status.conf_state.voters
+        ]
+        if not candidates:
+            return
+        _match, target = max(candidates)
+        try:
+            await self.raft.transfer_leadership(target, timeout_s)
+        except Exception as exc:
+            logger.warning("could not hand leadership to %x before stopping: %s", target, exc)
+            return
+        logger.info("handed leadership to %x before stopping", target)
+
+    async def close(self) -> None:
+        for task in (self._publish_task, self._nospace_task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    async def _propose(self, request: Request) -> object:
+        result = await self.raft.propose(encode_payload(request), self._timeout_s)
+        if isinstance(result, Exception):  # a waiter is normally failed, not triggered
+            raise translate_error(result)
+        return result
+
+    async def _propose_as(self, request: Request, kind: type[T]) -> T:
+        result = await self._propose(request)
+        if not isinstance(result, kind):
+            raise TypeError(f"expected {kind.__name__}, the applier gave {result!r}")
+        return result
+
+    def _refuse_if_learner(self) -> None:
+        """etcd 3.4 serves a learner only Status and serializable Range requests."""
+        if self._is_learner:
+            raise api_errors.NotSupportedForLearnerError(f"member {self.id:x} is a learner")
+
+    async def _linearize(self) -> None:
+        await self.raft.read_index(self._timeout_s)
+
+    def header(self) -> Header:
+        s = self.settings
+        return Header(s.cluster_id, s.member_id, self.store.current_revision, self.raft.term)
+
+    # --- KV -------------------------------------------------------------------------------
+
+    async def range(self, req: RangeRequest, serializable: bool) -> RangeResponse:
+        if not serializable:
+            self._refuse_if_learner()
+            await self._linearize()
+        return self.store.range(req)
+
+    async def put(self, req: PutRequest) -> PutResponse:
+        self._refuse_if_learner()
+        return await self._propose_as(req, PutResponse)
+
+    async def delete_range(self, req: DeleteRangeRequest) -> DeleteRangeResponse:
+        self._refuse_if_learner()
+        return await self._propose_as(req, DeleteRangeResponse)
+
+    async def txn(self, req: TxnRequest, serializable: bool) -> TxnResponse:
+        self._refuse_if_learner()
+        if _txn_has_writes(req):
+            return await self._propose_as(req, TxnResponse)
+        # A read-only txn is a read: served locally after a ReadIndex round (as etcd does).
+        if not serializable:
+            await self._linearize()
+        return self.store.txn(req)
+
+    async def compact(self, revision: int, physical: bool) -> int:
+        self._refuse_if_learner()
+        resp = await self._propose_as(ApplyCompactRequest(revision, physical), CompactResponse)
+        return resp.revision
+
+    # --- Cluster --------------------------------------------------------------------------
+
+    async def member_list(self, linearizable: bool) -> tuple[MemberInfo, ...]:
+        self._refuse_if_learner()
+        if linearizable:
+            await self._linearize()
+        return tuple(_info(m) for m in self.membership.members())
+
+    def _active_ids(self) -> frozenset[int]:
+        if self.peers is None:
+            return frozenset()
+        active = set()
+        for peer_id in self.peers.peer_ids():
+            stats = self.peers.peer_stats(peer_id)
+            if stats is not None and stats.active:
+                active.add(peer_id)
+        return frozenset(active)
+
+    async def _conf_change(self, cc: ConfChange) -> tuple[MemberInfo, ...]:
+        await self.raft.propose_conf_change(cc, self._timeout_s)
+        return tuple(_info(m) for m in self.membership.members())
+
+    async def member_add(
+        self, peer_urls: tuple[str, ...], is_learner: bool
+    ) -> tuple[MemberInfo, tuple[MemberInfo, ...]]:
+        self._refuse_if_learner()
+        if not peer_urls:
+            raise api_errors.MemberBadUrlsError("no peer URLs given")
+        new_id = ids.member_id(peer_urls, self.settings.cluster_token, int(time.time()))
+        new = StoreMember(new_id, "", tuple(peer_urls), (), is_learner)
+        try:
+            self.membership.check_may_add(
+                new,
+                self_id=self.id,
+                active_ids=self._active_ids(),
+                strict=self.settings.strict_reconfig_check,
+            )
+        except membership_errors.MembershipError as exc:
+            raise translate_error(exc) from None
+        kind = ConfChangeType.ADD_LEARNER_NODE if is_learner else ConfChangeType.ADD_NODE
+        context = encode_conf_change_context(ConfChangeContext(new))
+        members = await self._conf_change(ConfChange(kind, new_id, context))
+        logger.info(
+            "added member %x (%s) with peer URLs %s",
+            new_id,
+            "learner" if is_learner else "voter",
+            ",".join(peer_urls),
+        )
+        return _info(new), members
+
+    async def member_remove(self, member_id: int) -> tuple[MemberInfo, ...]:
+        self._refuse_if_learner()
+        try:
+            self.membership.check_may_remove(
+                member_id,
+                self_id=self.id,
+                active_ids=self._active_ids(),
+                strict=self.settings.strict_reconfig_check,
+            )
+        except membership_errors.MembershipError as exc:
+            raise translate_error(exc) from None
+        members = await self._conf_change(ConfChange(ConfChangeType.REMOVE_NODE, member_id))
+        logger.info("removed member %x from the cluster", member_id)
+        return members
+
+    async def member_update(
+        self, member_id: int, peer_urls: tuple[str, ...]
+    ) -> tuple[MemberInfo, ...]:
+        self._refuse_if_learner()
+        current = self.membership.member(member_id)
+        if current is None or self.membership.is_removed(member_id):
+            raise api_errors.MemberNotFoundError(f"{member_id:x}")
+        updated = StoreMember(
+            member_id, current.name, tuple(peer_urls), current.client_urls, current.is_learner
+        )
+        context = encode_conf_change_context(ConfChangeContext(updated))
+        members = await self._conf_change(
+            ConfChange(ConfChangeType.UPDATE_NODE, member_id, context)
+        )
+        logger.info("updated member %x peer URLs to %s", member_id, ",".join(peer_urls))
+        return members
+
+    async def member_promote(self, member_id: int) -> tuple[MemberInfo, ...]:
+        self._refuse_if_learner()
+        status = self.raft.raft_status()
+        progress = status.progress.get(member_id) if status.progress else None
+        own = status.progress.get(self.id) if status.progress else None
+        try:
+            self.membership.check_may_promote(
+                member_id,
+                learner_match_index=progress.match if progress is not None else None,
+                leader_match_index=own.match if own is not None else status.commit,
+                strict=self.settings.strict_reconfig_check,
+            )
+        except membership_errors.MembershipError as exc:
+            raise translate_error(exc) from None
+        current = self.membership.member(member_id)
+        context = encode_conf_change_context(ConfChangeContext(current, is_promote=True))
+        members = await self._conf_change(ConfChange(ConfChangeType.ADD_NODE, member_id, context))
+        logger.info("promoted learner %x to voter", member_id)
+        return members
+
+    # --- Maintenance ----------------------------------------------------------------------
+
+    async def status(self) -> Status:
+        me = self.membership.member(self.id)
+        return Status(
+            version=ETCD_VERSION,
+            db_size_bytes=self.backend.size_bytes(),
+            db_size_in_use_bytes=self.backend.size_in_use_bytes(),
+            leader=self.raft.leader_id,
+            raft_index=self.raft.commit_index,
+            raft_term=self.raft.term,
+            raft_applied_index=self.raft.applied_index,
+            errors=tuple(
+                f"memberID:{a.member_id} alarm:{a.alarm.name} " for a in self.alarms.get()
+            ),
+            is_learner=me.is_learner if me is not None else False,
+        )
+
+    async def hash(self) -> int:
+        self._refuse_if_learner()
+        return self.backend.hash()
+
+    async def hash_kv(self, revision: int) -> HashKV:
+        self._refuse_if_learner()
+        current = self.store.current_revision
+        crc, compact = self.store.hash_kv(revision)
+        return HashKV(crc, compact, revision or current, current)
+
+    async def alarm(
+        self, action: AlarmAction, member_id: int, alarm: AlarmType
+    ) -> tuple[AlarmMember, ...]:
+        self._refuse_if_learner()
+        request = ApplyAlarmRequest(
+            StoreAlarmAction(int(action)), member_id, StoreAlarmType(int(alarm))
+        )
+        resp = await self._propose_as(request, ApplyAlarmResponse)
+        return tuple(AlarmMember(a.member_id, AlarmType(int(a.alarm))) for a in resp.alarms)
+
+    async def defragment(self) -> None:
+        self._refuse_if_learner()
+        # On the loop thread, between applies: no transaction or cursor is open across it.
+        started = time.monotonic()
+        before = self.backend.size_bytes()
+        self.backend.defragment()
+        logger.info(
+            "defragmented the backend: %d -> %d bytes in %.3f s",
+            before,
+            self.backend.size_bytes(),
+            time.monotonic() - started,
+        )
+
+    async def snapshot(self) -> _SnapshotReader:
+        self._refuse_if_learner()
+        self.backend.batch.commit()  # the copy is of committed state: include every apply
+        snap = await asyncio.to_thread(self.backend.snapshot)
+        return _SnapshotReader(snap)
+
+    async def move_leader(self, target_id: int) -> None:
+        self._refuse_if_learner()
+        if not self.raft.is_leader:
+            raise NotLeaderError(f"member {self.id:x} is not the leader")
+        await self.raft.transfer_leadership(target_id, self._timeout_s)
+        logger.info("moved leadership from %x to %x", self.id, target_id)
+
+
+def _txn_has_writes(req: TxnRequest) -> bool:
+    for op in (*req.success, *req.failure):
+        if isinstance(op, PutRequest | DeleteRangeRequest):
+            return True
+        if isinstance(op, TxnRequest) and _txn_has_writes(op):
+            return True
+    return False

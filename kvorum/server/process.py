@@ -1,0 +1,360 @@
+"""``run(config)``: the member process from start to a clean exit.
+
+Start-up, in the order the pieces depend on each other:
+
+1. logging per ``--logger``/``--log-level``/``--log-outputs``; the start lines an operator
+   looks for (name, data dir, URLs);
+2. bootstrap (``bootstrap.plan``): new cluster, restart or join -- who this member is;
+3. the raft log (WAL + snapshots) and the backend with its stores, the membership seeded on a
+   new or joining member; the apply layer over them;
+4. the peer transport on ``--listen-peer-urls`` (it must accept sends before raft starts),
+   its peers from the member list, then the RaftNode;
+5. the client gRPC server on ``--listen-client-urls``; then the member publishes its name and
+   client URLs through raft.
+
+SIGINT/SIGTERM stop it in the reverse order -- gRPC (with a short grace for requests in
+flight), raft, transport, then the backend's last batch is committed and synced -- and the
+process exits 0. A start-up failure or a raft loop that dies is one log line and exit 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import grpc
+import uvloop
+
+from kvorum.api.grpcserver import GrpcOptions, build_server
+from kvorum.apply import Applier
+from kvorum.backend import DEFAULT_MAX_BATCH_COUNT, DEFAULT_MAX_BATCH_INTERVAL_S, Backend
+from kvorum.config import ServerConfig
+from kvorum.datadir import DataDir, DataDirError
+from kvorum.membership import AlarmStore, MembershipStore
+from kvorum.mvcc import MvccStore
+from kvorum.server import logging as member_logging
+from kvorum.server.bootstrap import (
+    BootstrapError,
+    ClusterInfo,
+    Mode,
+    Plan,
+    data_dir_for,
+    encode_cluster_info,
+    plan,
+)
+from kvorum.server.member import ApplyDriver, KvorumMember, MemberSettings, request_timeout_s
+from kvorum.server.raftnode import RaftNode, RaftNodeConfig
+from kvorum.server.raftstorage import RaftStorage, StorageOptions
+from kvorum.server.wait import Wait
+from kvorum.transport import PeerTransport, fetch_cluster_info
+from kvorum.wal import WALError
+
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "GRPC_STOP_GRACE_S", "run"]
+
+logger = logging.getLogger("kvorum.server")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+GRPC_STOP_GRACE_S = 1.0
+"""Requests in flight get this long to finish when the member stops."""
+HEALTH_POLL_S = 0.2
+"""How often the process checks that the raft loop is still alive."""
+
+# Errors that mean "this configuration or data cannot start": one line, exit 1.
+_START_ERRORS = (BootstrapError, DataDirError, WALError, OSError, ValueError)
+
+
+class StartError(Exception):
+    """Start-up failed for a reason the message states in full."""
+
+
+def run(config: ServerConfig) -> int:
+    """Run the member until SIGINT/SIGTERM; returns the process exit status."""
+    member_logging.configure(config)
+    for warning in config.warnings:
+        logger.warning("%s", warning)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        try:
+            return runner.run(_main(config))
+        except KeyboardInterrupt:
+            return EXIT_OK
+
+
+@dataclass(slots=True)
+class _Parts:
+    """What has been started so far, so a failed start stops exactly that."""
+
+    backend: Backend | None = None
+    storage: RaftStorage | None = None
+    transport: PeerTransport | None = None
+    raft: RaftNode | None = None
+    driver: ApplyDriver | None = None
+    member: KvorumMember | None = None
+    server: grpc.aio.Server | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+async def _main(config: ServerConfig) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    _log_start(config)
+    parts = _Parts()
+    status = EXIT_OK
+    try:
+        await _start(config, parts, stop)
+    except (StartError, *_START_ERRORS) as exc:
+        logger.critical("cannot start member %s: %s", config.name, exc)
+        await _shutdown(parts)
+        return EXIT_FAILURE
+    except Exception as exc:
+        # A bug, not a configuration problem: one line to act on, the trace for a report.
+        logger.critical(
+            "cannot start member %s: unexpected %s: %s", config.name, type(exc).__name__, exc
+        )
+        logger.debug("start-up failure", exc_info=exc)
+        await _shutdown(parts)
+        return EXIT_FAILURE
+    assert parts.raft is not None
+    raft = parts.raft
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), HEALTH_POLL_S)
+        if raft.failure is not None:
+            logger.critical("member %x stops: its raft loop failed (%s)", raft.id, raft.failure)
+            status = EXIT_FAILURE
+            break
+    logger.info("member %s (%x) is shutting down", config.name, raft.id)
+    await _shutdown(parts)
+    logger.info("member %s (%x) stopped", config.name, raft.id)
+    return status
+
+
+def _log_start(config: ServerConfig) -> None:
+    logger.info(
+        "kvorum member %s starting (etcd API 3.4, Python %s)", config.name, sys.version.split()[0]
+    )
+    logger.info(
+        "data dir %s%s", config.data_dir, f", WAL dir {config.wal_dir}" if config.wal_dir else ""
+    )
+    logger.info("listening for peers on %s", ",".join(config.listen_peer_urls))
+    logger.info("listening for clients on %s", ",".join(config.listen_client_urls))
+    logger.info(
+        "heartbeat %d ms, election timeout %d ms, snapshot count %d",
+        config.heartbeat_interval_ms,
+        config.election_timeout_ms,
+        config.snapshot_count,
+    )
+
+
+def _storage_options(config: ServerConfig) -> StorageOptions:
+    return StorageOptions(snapshot_count=max(config.snapshot_count, 1), max_wals=config.max_wals)
+
+
+def _open_backend(config: ServerConfig, data_dir: DataDir) -> Backend:
+    return Backend(
+        str(data_dir.backend_path),
+        max_batch_count=config.backend_batch_limit or DEFAULT_MAX_BATCH_COUNT,
+        max_batch_interval_s=config.backend_batch_interval_s or DEFAULT_MAX_BATCH_INTERVAL_S,
+    )
+
+
+def _seed_membership(membership: MembershipStore, backend: Backend, p: Plan) -> None:
+    """A new or joining member's first member list (the same on every initial member).
+
+    A joining member leaves itself out: its own addition is in the log it is about to
+    learn, and applying it there adds it -- to the member list and to raft -- exactly once.
+    """
+    membership.set_cluster_id(p.cluster_id)
+    for m in p.members:
+        if p.mode is Mode.NEW or m.id != p.member_id:
+            membership.add(m)
+    backend.sync()
+
+
+def _open_state(
+    config: ServerConfig, data_dir: DataDir, p: Plan, parts: _Parts
+) -> tuple[Backend, MembershipStore, RaftStorage]:
+    options = _storage_options(config)
+    if p.mode is Mode.RESTART:
+        backend = parts.backend = _open_backend(config, data_dir)
+        membership = MembershipStore(backend)
+        if not membership.members():
+            raise StartError(
+                f"the backend {data_dir.backend_path} holds no member list; the data dir is "
+                "incomplete (remove it and join the member again)"
+            )
+        # Voters as of the backend; the conf changes in the WAL replay to the latest set.
+        voters = [m.id for m in membership.voting_members()]
+        storage = RaftStorage.open_or_create(data_dir, p.member_id, p.cluster_id, voters, options)
+        parts.storage = storage
+        return backend, membership, storage
+    storage = RaftStorage.open_or_create(data_dir, p.member_id, p.cluster_id, p.voters, options)
+    parts.storage = storage
+    backend = parts.backend = _open_backend(config, data_dir)
+    membership = MembershipStore(backend)
+    _seed_membership(membership, backend, p)
+    return backend, membership, storage
+
+
+async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> None:
+    data_dir = data_dir_for(config)
+
+    async def fetch(url: str, timeout_s: float) -> bytes:
+        return await fetch_cluster_info(url, timeout_s=timeout_s)
+
+    p = await plan(config, data_dir, fetch)
+    backend, membership, storage = _open_state(config, data_dir, p, parts)
+    store = MvccStore(backend)
+    alarms = AlarmStore(backend)
+    quota = config.quota_backend_limit_bytes
+    applier = Applier(
+        backend, store, membership, alarms, quota_bytes=quota if quota is not None else -1
+    )
+    wait = Wait()
+    member_ref: list[KvorumMember] = []
+    driver = ApplyDriver(
+        applier,
+        backend,
+        wait,
+        on_membership_change=lambda: member_ref[0].sync_peers() if member_ref else None,
+        on_nospace=lambda: member_ref[0].raise_nospace_alarm() if member_ref else None,
+    )
+    parts.driver = driver
+    heartbeat_s = config.heartbeat_interval_ms / 1000
+    raft_config = RaftNodeConfig(
+        member_id=p.member_id,
+        heartbeat_interval_s=heartbeat_s,
+        election_ticks=config.election_ticks,
+        # kvorum's raft runs pre-vote unless the operator turned it off (etcd 3.4: off).
+        pre_vote=config.pre_vote if config.is_explicit("pre-vote") else True,
+    )
+    raft = RaftNode(raft_config, storage, driver, wait=wait)
+    parts.raft = raft
+    transport = PeerTransport(
+        p.member_id,
+        p.cluster_id,
+        config.listen_peer_urls,
+        raft.receive,
+        raft.report_unreachable,
+        raft.report_snapshot,
+    )
+    settings = MemberSettings(
+        name=config.name,
+        member_id=p.member_id,
+        cluster_id=p.cluster_id,
+        client_urls=config.advertise_client_urls,
+        cluster_token=config.initial_cluster_token,
+        request_timeout_s=request_timeout_s(raft_config.election_timeout_s),
+        strict_reconfig_check=config.strict_reconfig_check,
+        batch_interval_s=config.backend_batch_interval_s or DEFAULT_MAX_BATCH_INTERVAL_S,
+    )
+    member = KvorumMember(
+        settings, raft, backend, store, membership, alarms, transport, on_removed=stop.set
+    )
+    member_ref.append(member)
+    parts.member = member
+    transport.set_cluster_info_provider(
+        lambda: encode_cluster_info(ClusterInfo(p.cluster_id, p.member_id, membership.members()))
+    )
+    await transport.start()
+    parts.transport = transport
+    member.sync_peers()
+    logger.info(
+        "member %s is %x in cluster %x (%s); peers %s",
+        config.name,
+        p.member_id,
+        p.cluster_id,
+        p.mode.value,
+        ",".join(f"{m.id:x}" for m in membership.members() if m.id != p.member_id) or "none",
+    )
+    await raft.start(transport)
+    parts.tasks.append(
+        asyncio.get_running_loop().create_task(
+            driver.commit_loop(settings.batch_interval_s), name="backend-commit"
+        )
+    )
+    # As etcd: clients are served once this member's name and client URLs are in the
+    # member list (so `member list` never shows a serving member without them).
+    publishing = member.start_publishing()
+    if not await _first(publishing, stop):
+        return  # asked to stop meanwhile
+    if not member.published.is_set():
+        raise StartError(f"raft stopped before the member could publish itself ({raft.failure})")
+    server = build_server(member, GrpcOptions.from_config(config))
+    parts.server = server
+    for url in config.listen_client_urls:
+        _bind(server, url, config)
+    await server.start()
+    logger.info(
+        "ready to serve client requests on %s (advertised %s)",
+        ",".join(config.listen_client_urls),
+        ",".join(config.advertise_client_urls) or "none",
+    )
+
+
+async def _first(task: asyncio.Task[None], stop: asyncio.Event) -> bool:
+    """Wait until ``task`` ends or ``stop`` is set; True if it ended and no stop was asked."""
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        await asyncio.gather(stopping, return_exceptions=True)
+    return task.done() and not stop.is_set()
+
+
+def _bind(server: grpc.aio.Server, url: str, config: ServerConfig) -> None:
+    parts = urlsplit(url)
+    if parts.scheme in ("https", "unixs") or config.cert_file:
+        raise StartError(f"client TLS ({url}) is not supported by kvorum yet")
+    if parts.scheme not in ("http", "unix") or parts.port is None or not parts.hostname:
+        raise StartError(f"cannot listen for clients on {url}")
+    address = f"{parts.hostname}:{parts.port}"
+    if ":" in parts.hostname:
+        address = f"[{parts.hostname}]:{parts.port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise StartError(
+            f"cannot listen for clients on {url}: address already in use or not available ({exc})"
+        ) from None
+    if port == 0:
+        raise StartError(f"cannot listen for clients on {url}: address already in use")
+
+
+async def _shutdown(parts: _Parts) -> None:
+    """Stop what was started, in reverse dependency order; every step runs even if one fails."""
+    if parts.server is not None:
+        with contextlib.suppress(Exception):
+            await parts.server.stop(GRPC_STOP_GRACE_S)
+    if parts.member is not None:
+        if parts.raft is not None and parts.raft.running:
+            await parts.member.hand_over_leadership(parts.raft.config.election_timeout_s)
+        await parts.member.close()
+    for task in parts.tasks:
+        task.cancel()
+    await asyncio.gather(*parts.tasks, return_exceptions=True)
+    if parts.raft is not None:
+        try:
+            await parts.raft.stop()
+        except Exception as exc:  # the WAL could not be closed cleanly: said, not hidden
+            logger.error("stopping raft failed: %s", exc)
+    elif parts.storage is not None:
+        await parts.storage.close()
+    if parts.transport is not None:
+        await parts.transport.stop()
+    if parts.driver is not None:
+        await parts.driver.close()
+    if parts.backend is not None:
+        try:
+            parts.backend.sync()
+            parts.backend.close()
+        except Exception as exc:
+            logger.error("closing the backend failed: %s", exc)
