@@ -38,8 +38,8 @@ TARGET_ENV = "KVORUM_DIFF_TARGET"
 
 
 def diff_target() -> str:
-    """The target named by ``KVORUM_DIFF_TARGET``; ``etcd`` until the kvorum member lands."""
-    return os.environ.get(TARGET_ENV, "etcd")
+    """The target named by ``KVORUM_DIFF_TARGET``; the kvorum member unless told otherwise."""
+    return os.environ.get(TARGET_ENV, "kvorum")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Fixtures of the differential suite: a fresh reference etcd and a fresh target, side by side.
 
-``KVORUM_DIFF_TARGET`` picks the target: ``etcd`` (default for now), ``kvorum``
+``KVORUM_DIFF_TARGET`` picks the target: ``kvorum`` (the default), ``etcd``
 (``.venv/bin/kvorum``), or a member command line; see ``test_differential.py``.
 """
 

@@ -8,10 +8,11 @@ etcd itself). A mismatch fails with a unified diff per differing step.
 
 The target is chosen by the environment variable ``KVORUM_DIFF_TARGET``:
 
-* ``etcd`` (default for now): a second, separate real etcd -- proves that the scenarios are
-  deterministic and that the normaliser covers everything that legitimately varies;
-* ``kvorum``: the kvorum member, ``.venv/bin/kvorum`` (the entry point next to the running
-  Python), started with exactly the same etcd command lines;
+* ``kvorum`` (the default): the kvorum member, ``.venv/bin/kvorum`` (the entry point next to the
+  running Python), started with exactly the same etcd command lines;
+* ``etcd``: a second, separate real etcd -- proves that the scenarios are deterministic and that
+  the normaliser covers everything that legitimately varies (``test_detection.py`` shows it
+  does not hide real differences);
 * anything else: a member command line, e.g. ``KVORUM_DIFF_TARGET="python -m kvorum"``.
 
 Each scenario also states the exit codes etcd must give for its error steps (``rc``), so a step
@@ -30,8 +31,29 @@ from kvorum.testing.scenario import Scenario, load_scenarios
 
 SCENARIOS = load_scenarios(Path(__file__).parent / "scenarios")
 
+# Scenarios whose gRPC services kvorum does not serve yet; strict, so the day they pass the
+# marker must go. Both services arrive with the Watch and Lease issue.
+NOT_YET_ON_KVORUM = {
+    "lease": "the Lease service is not served yet (Watch and Lease issue)",
+    "watch": "the Watch service is not served yet (Watch and Lease issue)",
+}
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+
+def _params() -> list[object]:
+    pending = NOT_YET_ON_KVORUM if diff_target() == "kvorum" else {}
+    return [
+        pytest.param(
+            s,
+            id=s.name,
+            marks=[pytest.mark.xfail(strict=True, reason=pending[s.name])]
+            if s.name in pending
+            else [],
+        )
+        for s in SCENARIOS
+    ]
+
+
+@pytest.mark.parametrize("scenario", _params())
 def test_scenario_matches_etcd(scenario: Scenario, clusters: tuple[Cluster, Cluster]) -> None:
     reference, target = run_pair(*clusters, scenario)
     wrong_rc = [
