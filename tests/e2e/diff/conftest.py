@@ -1,7 +1,7 @@
 """Fixtures of the differential suite: a fresh reference etcd and a fresh target, side by side.
 
-``KVORUM_DIFF_TARGET`` picks the target: ``kvorum`` (the default), ``etcd``
-(``.venv/bin/kvorum``), or a member command line; see ``test_differential.py``.
+``KVORUM_DIFF_TARGET`` picks the target: ``kvorum`` (the default, ``.venv/bin/kvorum``),
+``etcd``, or a member command line; see ``test_differential.py``.
 """
 
 from __future__ import annotations
