@@ -26,6 +26,10 @@ written there and handed to the raft core through the `apply_conf_change` callba
 one is recorded so a replay after restart rebuilds the raft configuration from exactly the
 accepted ones.
 
+A leader's snapshot replaces the backend file wholesale (`Backend.restore_from_file`); `restore`
+then reloads what is cached above it (mvcc revisions, alarms, leases) and takes the applied
+index from the new file, so exactly-once holds across the swap.
+
 Threads: everything here runs on the apply thread, which owns the backend's batch.
 """
 
@@ -55,7 +59,7 @@ from kvorum.apply.requests import (
     Response,
 )
 from kvorum.backend import Backend
-from kvorum.lease import LeaseError, Lessor
+from kvorum.lease import LeaseError, LeaseStore, Lessor
 from kvorum.membership import (
     AlarmAction,
     AlarmStore,
@@ -208,6 +212,26 @@ class Applier:
         reload the mvcc store too)."""
         self._applied_index, _term = self._backend.consistent_index()
         self._reload_alarms()
+
+    def restore(self) -> int:
+        """Reload everything cached above the backend after its file was replaced wholesale
+        (`Backend.restore_from_file`, a leader's snapshot); returns the new applied index.
+
+        The new file carries its own consistent index, so the entries the WAL replays
+        afterwards are skipped or applied exactly as on the member that produced it.
+        Physical compactions waiting here stay queued: they are answered by
+        `do_background_work` once the new file's own compaction (if any) has finished, and
+        that file holds their compaction's effect or a later one.
+        """
+        self._kv.reload()
+        self.reload()
+        if self._lessor is not None:
+            orphans = self._lessor.restore(
+                LeaseStore(self._backend).load(), self._kv.iter_live(), self._clock()
+            )
+            if orphans:
+                logger.warning("restore: %d key(s) name a lease that is not stored", orphans)
+        return self._applied_index
 
     def _reload_alarms(self) -> None:
         self._nospace = bool(self._alarms.get(AlarmType.NOSPACE))

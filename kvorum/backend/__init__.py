@@ -5,7 +5,12 @@ apply loop writes through, `schema` the bucket and meta key names.
 """
 
 from kvorum.backend import schema
-from kvorum.backend._backend import DEFAULT_MAP_SIZE_BYTES, Backend, Snapshot
+from kvorum.backend._backend import (
+    DEFAULT_MAP_SIZE_BYTES,
+    Backend,
+    Snapshot,
+    write_file_durably,
+)
 from kvorum.backend._batch import (
     DEFAULT_MAX_BATCH_COUNT,
     DEFAULT_MAX_BATCH_INTERVAL_S,
@@ -20,4 +25,5 @@ __all__ = [
     "BatchTx",
     "Snapshot",
     "schema",
+    "write_file_durably",
 ]

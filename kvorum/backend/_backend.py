@@ -7,6 +7,12 @@ releases WAL segments that the backend's applied index no longer needs.
 
 The map is reserved sparse (`map_size_bytes`, default 8 GiB): the file only grows as pages are
 written, and LMDB needs the reservation to avoid remapping.
+
+Restore (a follower catching up through a leader's snapshot): the received database is written
+to a file next to ours with `write_file_durably` (fsync'd), then `restore_from_file` closes the
+environment, renames that file over ours (atomic), fsyncs the directory and reopens. A crash at
+any point leaves either the whole old file or the whole new one at `path`, never a mix. Bucket
+handles are re-opened, so holders must fetch them through `db()` rather than keep them.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ import contextlib
 import os
 import struct
 import tempfile
+import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING
 
 import lmdb
@@ -58,6 +65,9 @@ class Backend:
     ) -> None:
         self.path = path
         self.map_size_bytes = map_size_bytes
+        # Held while a copy reads the environment, and while the environment is closed and
+        # reopened: a copy running in another thread must never see it closed under it.
+        self._swap_lock = threading.Lock()
         self._env = self._open_env()
         self._dbs = self._open_dbs(self._env)
         self.batch = BatchTx(
@@ -162,11 +172,31 @@ class Backend:
         tmp_path = self.path + ".defrag"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_path)
-        self._env.copy(tmp_path, compact=True)
-        self._env.close()
-        os.replace(tmp_path, self.path)
-        self._env = self._open_env()
-        self._dbs = self._open_dbs(self._env)
+        with self._swap_lock:
+            self._env.copy(tmp_path, compact=True)
+            self._env.close()
+            os.replace(tmp_path, self.path)
+            self._env = self._open_env()
+            self._dbs = self._open_dbs(self._env)
+
+    def restore_from_file(self, source_path: str) -> None:
+        """Replace the whole database with the LMDB file at `source_path` and reopen it.
+
+        `source_path` must be on the same file system as `path` (the rename is what makes the
+        swap atomic) and is consumed. Uncommitted writes in the batch are dropped: the new
+        file supersedes them. As for `defragment`, no transaction or cursor may be open across
+        this call, and every cached state above the backend must be reloaded afterwards.
+        """
+        # Validate before touching our own file: a torn or foreign file must not replace it.
+        _check_lmdb_file(source_path)
+        _fsync_path(source_path)
+        self.batch.abort()
+        with self._swap_lock:
+            self._env.close()
+            os.replace(source_path, self.path)
+            _fsync_path(os.path.dirname(os.path.abspath(self.path)))
+            self._env = self._open_env()
+            self._dbs = self._open_dbs(self._env)
 
     def snapshot(self, chunk_bytes: int = SNAPSHOT_CHUNK_BYTES) -> Snapshot:
         """A consistent copy of the last committed state, readable as chunks.
@@ -182,7 +212,8 @@ class Backend:
         try:
             # compact=True copies under a plain read transaction; the plain copy takes LMDB's
             # writer lock, which deadlocks when this thread holds the open batch.
-            self._env.copyfd(fh.fileno(), compact=True)
+            with self._swap_lock:
+                self._env.copyfd(fh.fileno(), compact=True)
             size = os.fstat(fh.fileno()).st_size
         except BaseException:
             fh.close()
@@ -202,6 +233,38 @@ class Backend:
                     crc = zlib.crc32(key, crc)
                     crc = zlib.crc32(value, crc)
         return crc
+
+
+def write_file_durably(path: str, chunks: Iterable[bytes | memoryview]) -> int:
+    """Write `chunks` to a new file at `path` and fsync it; returns the bytes written.
+
+    Blocking: call it off the event loop. A file left by an earlier, interrupted attempt is
+    replaced.
+    """
+    written = 0
+    with open(path, "wb") as fh:
+        for chunk in chunks:
+            fh.write(chunk)
+            written += len(chunk)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return written
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_lmdb_file(path: str) -> None:
+    """Open `path` read-only as an LMDB file (raises `lmdb.Error` if it is not one)."""
+    env = lmdb.open(
+        path, subdir=False, readonly=True, lock=False, max_dbs=len(schema.ALL_BUCKETS) + 2
+    )
+    env.close()
 
 
 class Snapshot:

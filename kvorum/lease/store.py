@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from kvorum.backend import Backend, schema
 from kvorum.lease.lessor import Lessor
 from kvorum.lease.types import LeaseBucket, LeaseRecord
 from kvorum.mvcc.types import KeyValue
+
+if TYPE_CHECKING:
+    from lmdb import _Database
 
 _ID = struct.Struct(">q")
 _VALUE = struct.Struct(">qq")
@@ -47,7 +51,11 @@ class LeaseStore:
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
-        self._db = backend.db(schema.LEASE)
+
+    @property
+    def _db(self) -> _Database:
+        # Fetched per use: a backend restore or defragment reopens the bucket handles.
+        return self._backend.db(schema.LEASE)
 
     def save(self, record: LeaseRecord) -> None:
         key, value = encode_record(record)

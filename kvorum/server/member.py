@@ -19,6 +19,20 @@ the backend's open batch -- so reads here see every applied write, committed to 
 ``ApplyDriver`` is the ``RaftNode``'s ``Applier``: it feeds committed entries to the apply
 layer, wakes the proposers, keeps the transport's peers in step with the member list, runs
 compaction in the background and commits the backend's batch on its interval.
+
+Raft snapshots carry the whole backend (kvorum's choice at its current scale; etcd streams the
+db file beside a small snapshot message instead). ``snapshot_data`` returns a header (format
+tag, consistent index and term) followed by a consistent LMDB copy taken at exactly the applied
+index; the copy runs in a thread, and the Ready loop awaits it without applying meanwhile, so
+no apply slips into it. The raft snapshot file (``member/snap/*.snap``) therefore holds the
+database too, which is what makes installing one crash-safe: a follower persists the received
+snapshot (file and WAL marker) before it answers the leader, then ``_restore`` writes the db to
+``member/snap/<index>.snap.db`` (fsync), swaps it in by rename and reloads the applier, whose
+consistent index is then the snapshot's index. A crash before the rename leaves the old db and
+a durable snapshot ahead of it, which the restart restores again; after it, the new db. (The db
+may be past the snapshot's index when the leader snapshotted mid-replay; see ``_restore``.)
+Cost: each snapshot holds a full copy of the db in memory and on disk, so large databases want
+etcd's separate db stream instead.
 """
 
 from __future__ import annotations
@@ -26,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import struct
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -55,7 +70,7 @@ from kvorum.apply import (
 )
 from kvorum.apply import CompactRequest as ApplyCompactRequest
 from kvorum.apply import errors as apply_errors
-from kvorum.backend import Backend
+from kvorum.backend import Backend, write_file_durably
 from kvorum.backend import Snapshot as BackendSnapshot
 from kvorum.membership import AlarmAction as StoreAlarmAction
 from kvorum.membership import AlarmStore, MembershipStore
@@ -100,7 +115,11 @@ differential tests compare against), so etcdctl prints and decides as it would f
 PUBLISH_RETRY_S = 0.5
 PUBLISH_ATTEMPT_S = 2.0
 COMPACTION_STEPS_PER_TURN = 1
-_SNAPSHOT_MARKER = struct.Struct(">QQ")
+#: raft snapshot data: format tag, consistent index, consistent term; then the db file.
+_SNAPSHOT_HEADER = struct.Struct(">8sQQ")
+_SNAPSHOT_FORMAT = b"kvdb0001"
+#: a database received with a snapshot, next to the backend until it is swapped in (etcd's).
+_RECEIVED_SUFFIX = ".snap.db"
 
 T = TypeVar("T")
 
@@ -192,7 +211,7 @@ class ApplyDriver:
 
     async def apply(self, entries: Sequence[Entry], snapshot: Snapshot | None) -> None:
         if snapshot is not None:
-            self._restore(snapshot)
+            await self._restore(snapshot)
             return
         batch = self.applier.apply(entries)
         conf_change_ids = set()
@@ -218,30 +237,79 @@ class ApplyDriver:
         if self.applier.has_background_work():
             self._start_background()
 
-    def _restore(self, snapshot: Snapshot) -> None:
+    async def _restore(self, snapshot: Snapshot) -> None:
+        meta = snapshot.metadata
         applied = self.applier.applied_index
-        if snapshot.metadata.index <= applied:
+        if meta.index <= applied:
             # Our own snapshot at start: the backend already holds everything up to it.
             return
-        # A leader's snapshot: its state would have to replace our backend wholesale.
-        raise RuntimeError(
-            f"a raft snapshot at index {snapshot.metadata.index} is ahead of the backend "
-            f"(applied {applied}); restoring the backend from a leader's snapshot is not "
-            "supported yet -- remove this member and add it again to resynchronise it"
+        data = snapshot.data
+        header = decode_snapshot_header(data)
+        if header is None:
+            raise RuntimeError(
+                f"the raft snapshot at index {meta.index} (ahead of the backend, applied "
+                f"{applied}) carries no database (an older kvorum made it); remove this member "
+                "and add it again to resynchronise it"
+            )
+        # The db is at the snapshot's index, or past it when the leader made the snapshot
+        # while replaying its WAL after a restart (its backend already held more). Past is
+        # sound: the entries in between are committed, the db holds their effects, and the
+        # applier skips them by its consistent index. Behind would lose entries.
+        if header[0] < meta.index:
+            raise RuntimeError(
+                f"the raft snapshot at index {meta.index} (term {meta.term}) carries a database "
+                f"at index {header[0]} only; refusing to install it"
+            )
+        started = time.monotonic()
+        directory = os.path.dirname(os.path.abspath(self._backend.path))
+        received = os.path.join(directory, f"{meta.index:016x}{_RECEIVED_SUFFIX}")
+        body = memoryview(data)[_SNAPSHOT_HEADER.size :]
+        size_bytes = await asyncio.to_thread(_write_received, received, body)
+        # From here to the reload nothing awaits: no request sees a half-swapped state.
+        self._backend.restore_from_file(received)
+        restored = self.applier.restore()
+        if restored != header[0]:
+            raise RuntimeError(
+                f"the database installed from the snapshot at index {meta.index} says it "
+                f"holds index {restored}, its header {header[0]}"
+            )
+        logger.info(
+            "installed the leader's snapshot: backend replaced by the database at index %d "
+            "(term %d, %d bytes) in %.3f s; applied index %d -> %d",
+            meta.index,
+            meta.term,
+            size_bytes,
+            time.monotonic() - started,
+            applied,
+            restored,
         )
+        if self._on_membership_change is not None:
+            self._on_membership_change()
+        if self.applier.has_background_work():
+            self._start_background()
 
     def conf_change_rejected(self, index: int) -> bool:
         return self.applier.conf_change_rejected(index)
 
-    def snapshot_data(self) -> bytes:
-        """Called when the raft log is compacted behind a snapshot at the applied index.
+    async def snapshot_data(self) -> bytes:
+        """The state as of the applied index, for a raft snapshot: header + the whole db.
 
-        The backend is made durable first: from now on the WAL no longer replays the entries
-        below the snapshot, so the backend must hold their effects on disk.
+        Called when the raft log is compacted behind a snapshot at the applied index, with
+        no apply running until it returns. The backend is made durable first: from now on
+        the WAL no longer replays the entries below the snapshot, so the backend must hold
+        their effects on disk. The copy runs in a thread, off the event loop.
         """
         self._backend.sync()
         index, term = self._backend.consistent_index()
-        return _SNAPSHOT_MARKER.pack(index, term)
+        started = time.monotonic()
+        data = await asyncio.to_thread(_backend_image, self._backend, index, term)
+        logger.info(
+            "backend copied for the raft snapshot at index %d: %d bytes in %.3f s",
+            index,
+            len(data) - _SNAPSHOT_HEADER.size,
+            time.monotonic() - started,
+        )
+        return data
 
     # --- background work: compaction and batch commits ---------------------------------
 
@@ -274,6 +342,33 @@ class ApplyDriver:
             self._background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._background
+
+
+def _backend_image(backend: Backend, index: int, term: int) -> bytes:
+    """Header plus a consistent copy of the committed db (blocking: run it in a thread)."""
+    with backend.snapshot() as snap:
+        return b"".join((_SNAPSHOT_HEADER.pack(_SNAPSHOT_FORMAT, index, term), *snap))
+
+
+def _write_received(path: str, body: memoryview) -> int:
+    """Write a received db next to the backend (blocking), dropping any earlier attempt's
+    leftovers: a crash before the swap leaves one, and the next install supersedes it."""
+    directory = os.path.dirname(path)
+    for name in os.listdir(directory):
+        if name.endswith(_RECEIVED_SUFFIX):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, name))
+    return write_file_durably(path, (body,))
+
+
+def decode_snapshot_header(data: bytes) -> tuple[int, int] | None:
+    """(index, term) of the database a raft snapshot's data carries; None if it has none."""
+    if len(data) < _SNAPSHOT_HEADER.size:
+        return None
+    tag, index, term = _SNAPSHOT_HEADER.unpack_from(data)
+    if tag != _SNAPSHOT_FORMAT:
+        return None
+    return (index, term)
 
 
 # --- snapshots for the Maintenance service -----------------------------------------------------

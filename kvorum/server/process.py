@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ from kvorum.server.bootstrap import (
 )
 from kvorum.server.member import ApplyDriver, KvorumMember, MemberSettings, request_timeout_s
 from kvorum.server.raftnode import RaftNode, RaftNodeConfig
-from kvorum.server.raftstorage import RaftStorage, StorageOptions
+from kvorum.server.raftstorage import DEFAULT_CATCH_UP_ENTRIES, RaftStorage, StorageOptions
 from kvorum.server.wait import Wait
 from kvorum.transport import PeerTransport, fetch_cluster_info
 from kvorum.wal import WALError
@@ -153,8 +154,23 @@ def _log_start(config: ServerConfig) -> None:
     )
 
 
+#: Entries kept behind a snapshot for slow followers (etcd 3.4 hard-codes 5000). Tests set it
+#: small so a lagging member must catch up through a snapshot; not an etcd flag.
+CATCH_UP_ENTRIES_ENV = "KVORUM_SNAPSHOT_CATCHUP_ENTRIES"
+
+
 def _storage_options(config: ServerConfig) -> StorageOptions:
-    return StorageOptions(snapshot_count=max(config.snapshot_count, 1), max_wals=config.max_wals)
+    raw = os.environ.get(CATCH_UP_ENTRIES_ENV, "").strip()
+    catch_up = DEFAULT_CATCH_UP_ENTRIES
+    if raw:
+        if not raw.isdigit():
+            raise StartError(f"{CATCH_UP_ENTRIES_ENV} must be a whole number >= 0, not {raw!r}")
+        catch_up = int(raw)
+    return StorageOptions(
+        snapshot_count=max(config.snapshot_count, 1),
+        catch_up_entries=catch_up,
+        max_wals=config.max_wals,
+    )
 
 
 def _open_backend(config: ServerConfig, data_dir: DataDir) -> Backend:

@@ -25,7 +25,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -116,14 +116,15 @@ class Applier(Protocol):
     too (for the member list); the RaftNode then applies to the core exactly those the
     state machine accepted (``conf_change_rejected``), as etcd does, so the raft
     configuration and the member list never disagree.
-    ``snapshot_data`` returns the state as of the last entry applied.
+    ``snapshot_data`` returns the state as of the last entry applied (or an awaitable of
+    it, for a copy made off the loop; no apply runs until it is done).
     The Ready loop awaits ``apply``: it must never wait on this RaftNode (a proposal or
     a read from inside ``apply`` would wait forever).
     """
 
     async def apply(self, entries: Sequence[Entry], snapshot: Snapshot | None) -> None: ...
 
-    def snapshot_data(self) -> bytes: ...
+    def snapshot_data(self) -> bytes | Awaitable[bytes]: ...
 
     def conf_change_rejected(self, index: int) -> bool:
         """Whether the conf change committed at ``index`` was refused when applied."""

@@ -15,8 +15,9 @@ The core reads a ``MemoryStorage``; this module keeps it and the disk in step:
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from kvorum.datadir import DataDir
@@ -189,13 +190,19 @@ class RaftStorage:
         return applied_index - self._snapshot_index >= self.options.snapshot_count
 
     async def create_snapshot(
-        self, applied_index: int, conf_state: ConfState, data: Callable[[], bytes]
+        self,
+        applied_index: int,
+        conf_state: ConfState,
+        data: Callable[[], bytes | Awaitable[bytes]],
     ) -> Snapshot:
         """Snapshot the application at ``applied_index``, compact the log, release the WAL.
 
-        ``data()`` must return the application's state as of exactly ``applied_index``.
+        ``data()`` must return the application's state as of exactly ``applied_index``, or
+        an awaitable of it (a large state copied off the event loop).
         """
-        snap = self.memory.create_snapshot(applied_index, conf_state, data())
+        produced = data()
+        state = await produced if inspect.isawaitable(produced) else produced
+        snap = self.memory.create_snapshot(applied_index, conf_state, state)
         await asyncio.to_thread(self.snapshotter.save, snap)
         await self.wal.save_snapshot_marker(snap.metadata.term, snap.metadata.index)
         self._snapshot_index = applied_index
