@@ -63,6 +63,18 @@ class TimeoutLeaderTransferError(RequestTimeoutError):
     text = "etcdserver: request timed out, leader transfer took too long"
 
 
+class NoLeaderDeadlineError(ServerError):
+    """No leader appeared before the request's deadline.
+
+    etcd 3.4's raft blocks a proposal (and a linearizable read) while no leader is known,
+    until the server's request context expires; that bare context error reaches the client
+    with code Unknown, not as ``etcdserver: request timed out``. Clients see exactly this.
+    """
+
+    grpc_code = "UNKNOWN"
+    text = "context deadline exceeded"
+
+
 class LeaderChangedError(ServerError):
     grpc_code = "UNAVAILABLE"
     text = "etcdserver: leader changed"

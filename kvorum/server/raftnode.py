@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections import deque
@@ -55,6 +56,7 @@ from kvorum.server.envelope import (
 )
 from kvorum.server.errors import (
     BadLeaderTransfereeError,
+    NoLeaderDeadlineError,
     NoLeaderError,
     ProposalDroppedError,
     RequestTimeoutError,
@@ -149,7 +151,9 @@ class RaftNodeConfig:
     max_waiting_reads: int = 10_000
     max_commit_apply_gap: int = 5000  # etcd: more committed-but-unapplied refuses proposals
     read_retry_s: float = DEFAULT_READ_RETRY_S
-    no_leader_wait_s: float | None = None  # None: one election timeout
+    # How long a request waits for a leader to be known. None: until the request's own
+    # deadline, as etcd does (its proposals and reads block, then time out).
+    no_leader_wait_s: float | None = None
     seed: int | None = None  # election jitter; None draws from the OS
 
     def __post_init__(self) -> None:
@@ -171,7 +175,7 @@ class RaftNodeConfig:
     def leader_wait_s(self) -> float:
         if self.no_leader_wait_s is not None:
             return self.no_leader_wait_s
-        return self.election_timeout_s
+        return math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,7 +473,7 @@ class RaftNode:
                     self._check_running()
         except TimeoutError:
             if give_up >= deadline:
-                raise RequestTimeoutError("no leader before the request's deadline") from None
+                raise NoLeaderDeadlineError("no leader before the request's deadline") from None
             raise NoLeaderError(f"no leader within {wait_s:.3f} s") from None
 
     def _timeout_error(self, started_s: float) -> ServerError:
