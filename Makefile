@@ -43,6 +43,12 @@ bench: install
 	$(PY) bench/wal.py --seconds 3
 	$(PY) bench/mvcc.py
 
+# kvorum against real etcd: same client, one run, 1 and 3 members, py-spy profile of kvorum's
+# leader if py-spy is in the venv (about 6 minutes; figures in docs/benchmarks.md).
+.PHONY: bench-server
+bench-server: install
+	$(PY) bench/server.py --rounds 3 --max-seconds 5
+
 # One member named `default`, data in $(RUN_DIR)/default.etcd, clients on 127.0.0.1:2379 (etcd's
 # default listen URL says localhost, which may also resolve to ::1; pin the IPv4 loopback).
 RUN_DIR ?= .
