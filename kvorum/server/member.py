@@ -538,6 +538,7 @@ class KvorumMember:
             if peer_id in connected and peer_id in status.conf_state.voters
         ]
         if not candidates:
+            logger.warning("stopping as leader with no connected voter to hand leadership to")
             return
         _match, target = max(candidates)
         try:

@@ -352,7 +352,11 @@ async def _shutdown(parts: _Parts) -> None:
             await parts.server.stop(GRPC_STOP_GRACE_S)
     if parts.member is not None:
         if parts.raft is not None and parts.raft.running:
-            await parts.member.hand_over_leadership(parts.raft.config.election_timeout_s)
+            # etcd gives the hand-over its request timeout too; an election timeout is too
+            # short on a loaded machine, and then the others must wait for an election.
+            await parts.member.hand_over_leadership(
+                request_timeout_s(parts.raft.config.election_timeout_s)
+            )
         await parts.member.close()
     for task in parts.tasks:
         task.cancel()
