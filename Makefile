@@ -47,6 +47,7 @@ bench: install
 # leader if py-spy is in the venv (about 6 minutes; figures in docs/benchmarks.md).
 .PHONY: bench-server
 bench-server: install
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	$(PY) bench/server.py --rounds 3 --max-seconds 5
 
 # One member named `default`, data in $(RUN_DIR)/default.etcd, clients on 127.0.0.1:2379 (etcd's
