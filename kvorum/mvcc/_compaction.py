@@ -50,7 +50,7 @@ def compact_batch(
     done = len(batch) < max_revisions or not ok or log.key() > bound
     cur = txn.cursor(db=index_db)
     for revb, entry in batch:
-        prefix = codec.group_prefix(entry[1:])
+        prefix = codec.index_prefix(entry[1:])
         ikey = prefix + revb
         if not cur.set_key(ikey):
             raise AssertionError(f"revision log entry without index entry: {ikey!r}")
@@ -88,7 +88,7 @@ def hash_history(
         revb, entry = log.item()
         if revb > upper:
             break
-        ikey = codec.group_prefix(entry[1:]) + revb
+        ikey = codec.index_prefix(entry[1:]) + revb
         if not index.set_key(ikey):
             raise AssertionError(f"revision log entry without index entry: {ikey!r}")
         record = index.value()

@@ -42,7 +42,8 @@ DUPLICATE_KEY = ErrorSpec(
     "INVALID_ARGUMENT",
     "etcdserver: duplicate key given in txn request",
 )
-# kvorum-only: LMDB limits keys to 511 bytes, so the key index cannot hold longer user keys.
+# kvorum-only, no longer raised: the key index stores keys beyond LMDB's 511-byte limit in its
+# spill form (see `_codec`). Kept so the error table and its importers stay stable.
 KEY_TOO_LONG = ErrorSpec(
     "kvorum: key is too long for the key index",
     "INVALID_ARGUMENT",

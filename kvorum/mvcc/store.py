@@ -18,9 +18,11 @@ Design (memory bounded, restart in O(1)):
   transaction; reads on the apply thread read through that same transaction, so they see every
   applied write whether or not the batch has been committed yet.
 
-Limit: LMDB keys are at most 511 bytes, so a user key may be at most 511 - 18 bytes (less one
-per 0x00 byte it contains); longer puts fail with `KeyTooLongError`, reads of such keys find
-nothing. etcd itself allows keys up to its 1.5 MiB request limit.
+Long keys: LMDB keys are at most 511 bytes. A user key whose index key would be longer is
+stored in the index's spill form (a fixed-length escaped prefix, a hash of the key, the
+revision; the record carries the full key; see `_codec`), so keys of any length work, as in
+etcd. Keys that fit keep the plain form, so stores written before spill keys existed read
+unchanged. Range walks take a prefix zone holding spill keys as one sorted unit (`_index`).
 
 Semantics follow etcd 3.4: `mvcc/kvstore_txn.go` for revisions and ranges, the v3 applier for
 the request-level rules (range filters, sort and limit; put flags; txn compare / check / apply
@@ -53,7 +55,6 @@ from kvorum.mvcc.errors import (
     CompactedError,
     FutureRevError,
     KeyNotFoundError,
-    KeyTooLongError,
     LeaseNotFoundError,
 )
 from kvorum.mvcc.types import (
@@ -282,7 +283,6 @@ class MvccStore:
         txn = self._backend.batch.write()
         # etcd checks the lease before it opens the write txn, then the ignore_* flags.
         self._check_lease(req.lease)
-        self._check_key_len(req.key)
         writer = _Writer(txn, self._rev)
         try:
             resp = self._put(writer, req)
@@ -333,10 +333,6 @@ class MvccStore:
         if lease != 0 and self._lease_exists is not None and not self._lease_exists(lease):
             raise LeaseNotFoundError
 
-    def _check_key_len(self, key: bytes) -> None:
-        if codec.index_key_len(key) > self._index.max_key_bytes:
-            raise KeyTooLongError(f"{len(key)} bytes")
-
     def _put(self, w: _Writer, req: PutRequest) -> PutResponse:
         cur = w.txn.cursor(db=self._backend.db(schema.KEY_INDEX))
         latest = self._index.newest(cur, req.key, w.main)
@@ -353,8 +349,10 @@ class MvccStore:
             create, version = prev.create_revision, prev.version + 1
         revb = codec.rev_bytes(w.main, w.sub)
         w.txn.put(
-            codec.group_prefix(req.key) + revb,
-            codec.put_record(create, version, lease, value),
+            codec.index_prefix(req.key) + revb,
+            codec.put_record(
+                create, version, lease, value, req.key if codec.is_long(req.key) else None
+            ),
             db=self._backend.db(schema.KEY_INDEX),
         )
         w.txn.put(
@@ -375,7 +373,7 @@ class MvccStore:
         key_db = self._backend.db(schema.KEY)
         for kv in live:
             revb = codec.rev_bytes(w.main, w.sub)
-            w.txn.put(codec.group_prefix(kv.key) + revb, codec.TOMBSTONE_RECORD, db=index_db)
+            w.txn.put(codec.index_prefix(kv.key) + revb, codec.TOMBSTONE_RECORD, db=index_db)
             w.txn.put(revb, bytes([codec.KIND_TOMBSTONE]) + kv.key, db=key_db, append=True)
             w.sub += 1
             event_prev: KeyValue | None = kv
@@ -412,7 +410,6 @@ class MvccStore:
             if isinstance(op, TxnRequest):
                 self._check(txn, next(nested), rev, check_puts=check_puts)
             elif isinstance(op, PutRequest) and check_puts:
-                self._check_key_len(op.key)
                 needs_prev = op.ignore_value or op.ignore_lease
                 if needs_prev and self._index.live(txn, op.key, rev) is None:
                     raise KeyNotFoundError
@@ -575,7 +572,7 @@ class MvccStore:
         prev = self._prev_kv_at(txn, ukey, main) if prev_kv else None
         if entry[0] == codec.KIND_TOMBSTONE:
             return Event(EventType.DELETE, KeyValue(ukey, 0, main, 0), prev)
-        record = index.get(codec.group_prefix(ukey) + revb)
+        record = index.get(codec.index_prefix(ukey) + revb)
         if record is None:
             raise AssertionError(f"revision log entry without index entry: {revb!r}")
         return Event(EventType.PUT, codec.decode_kv_keyless(ukey, main, record), prev)

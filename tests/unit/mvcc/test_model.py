@@ -294,8 +294,38 @@ def model_events(m: Model, start: bytes, end: bytes, rev: int) -> list[Event]:
 
 # --- strategies ----------------------------------------------------------------------------
 
-KEYS = [b"a", b"a\x00", b"a\x00b", b"ab", b"b", b"b\xff", b"c", b"\x00", b"\xff\xff"]
-keys = st.sampled_from(KEYS)
+SHORT_KEYS = [b"a", b"a\x00", b"a\x00b", b"ab", b"b", b"b\xff", b"c", b"\x00", b"\xff\xff"]
+# Around the index's spill threshold (see kvorum.mvcc._codec, ZONE_BYTES = 476): 475 escaped
+# bytes is one short of a zone, 493 the longest plain form; longer keys are spilled, and ordered
+# by hash inside their zone.
+_P = b"p" * 475
+_Z = b"\x00" * 237  # escapes to 474 bytes
+LONG_KEYS = [
+    _P,
+    _P + b"\x00",
+    _P + b"\x00" + b"x" * 200,  # its zone ends in half an escaped 0x00
+    _P + b"\x00" * 200,
+    _P + b"q" * 18,  # longest plain form
+    _P + b"q" * 19,  # shortest spilled one
+    _P + b"q" * 300,
+    _P + b"q" * 300 + b"\x00",
+    _P + b"q" * 300 + b"\x01",
+    _P + b"r" * 150,
+    _P + b"pp" + b"\x00" * 200,  # another zone
+    _Z,
+    _Z + b"\x00" * 9,
+    _Z + b"\x00" * 10,  # spilled
+    _Z + b"\x00" * 400,
+    _Z + b"\x01" * 400,
+    b"/etcdctl-check-perf/\x81\x01" + b"\x00" * 247,  # etcdctl check perf's shape
+    b"/etcdctl-check-perf/\x82\x01" + b"\x00" * 247,
+]
+KEYS = SHORT_KEYS + LONG_KEYS
+# Drawn by index: a strategy over the long keys themselves would carry (and print) them.
+keys = st.one_of(
+    st.sampled_from(SHORT_KEYS),
+    st.integers(0, len(LONG_KEYS) - 1).map(lambda i: LONG_KEYS[i]),
+)
 values = st.sampled_from([b"", b"v", b"w", b"\x00", b"zz"])
 range_ends = st.one_of(st.just(b""), st.just(b"\x00"), keys)
 

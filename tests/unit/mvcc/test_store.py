@@ -21,7 +21,6 @@ from kvorum.mvcc import (
     EventType,
     FutureRevError,
     KeyNotFoundError,
-    KeyTooLongError,
     KeyValue,
     LeaseNotFoundError,
     MvccStore,
@@ -335,18 +334,87 @@ def test_events_since_with_prev_kv_and_revision_boundaries(store: MvccStore) -> 
         store.events_since(2)
 
 
-def test_long_keys_are_refused_and_do_not_break_ranges(store: MvccStore) -> None:
-    long_key = b"k" * 600
-    with pytest.raises(KeyTooLongError):
-        store.put(PutRequest(long_key))
-    with pytest.raises(KeyTooLongError):
-        store.txn(TxnRequest(success=(PutRequest(b"ok"), PutRequest(long_key))))
-    assert store.current_revision == 1
-    put(store, b"k" * 400)
-    put(store, b"l")
-    assert store.get(long_key) is None
-    assert [kv.key for kv in store.range(RangeRequest(long_key, b"\x00")).kvs] == [b"l"]
-    assert len(store.range(RangeRequest(b"k", long_key)).kvs) == 1
+def _perf_key(i: int) -> bytes:
+    """etcdctl check perf's key shape: prefix, a varint, then 247 zero bytes (too long to fit
+    LMDB's 511-byte key limit once escaped)."""
+    varint = bytearray()
+    while True:
+        low, i = i & 0x7F, i >> 7
+        varint.append(low | (0x80 if i else 0))
+        if not i:
+            break
+    return b"/etcdctl-check-perf/" + bytes(varint) + b"\x00" * 247
+
+
+def test_long_keys_work_like_short_ones(env: Env) -> None:
+    store = env.store
+    perf = [_perf_key(i) for i in (0, 1, 127, 128, 300, 70000)]
+    # Keys sharing a long prefix: one spill zone, ordered by hash in the index.
+    shared = [b"s" * 600 + bytes([c]) * n for c in (0, 1, 0x7F, 0xFF) for n in (1, 5)]
+    short = [b"/etcdctl-check-perf/", b"s" * 10, b"s" * 600, b"t"]
+    for i, key in enumerate([*perf, *shared, *short]):
+        put(store, key, b"v%d" % i)
+    everything = sorted([*perf, *shared, *short])
+    assert [kv.key for kv in store.range(ALL).kvs] == everything
+    assert store.get(perf[3]) == KeyValue(perf[3], 5, 5, 1, b"v3")
+    resp = store.range(RangeRequest(b"/etcdctl-check-perf/", b"/etcdctl-check-perf0", limit=3))
+    assert [kv.key for kv in resp.kvs] == sorted([*perf, b"/etcdctl-check-perf/"])[:3]
+    assert (resp.count, resp.more) == (7, True)
+    inner = store.range(RangeRequest(shared[2], b"s" * 600 + b"\xff", count_only=True))
+    assert inner.count == len([k for k in shared if shared[2] <= k < b"s" * 600 + b"\xff"])
+    desc = store.range(RangeRequest(b"s", b"t", sort_order=SortOrder.DESCEND))
+    assert [kv.key for kv in desc.kvs] == sorted([*shared, b"s" * 10, b"s" * 600], reverse=True)
+    rev = store.current_revision
+    deleted = store.delete_range(
+        DeleteRangeRequest(b"/etcdctl-check-perf/", b"/etcdctl-check-perf0")
+    )
+    assert deleted.deleted == 7
+    assert [e.kv.key for e in deleted.events] == sorted([*perf, b"/etcdctl-check-perf/"])
+    put(store, perf[0], b"again")
+    assert store.get(perf[0]) == KeyValue(perf[0], rev + 2, rev + 2, 1, b"again")
+    assert store.get(perf[1], revision=rev) == KeyValue(perf[1], 3, 3, 1, b"v1")
+    history = store.events_since(rev + 1, perf[0], b"", prev_kv=True).events
+    assert [(e.type, e.kv.value, e.prev_kv) for e in history] == [
+        (EventType.DELETE, b"", KeyValue(perf[0], 2, 2, 1, b"v0")),
+        (EventType.PUT, b"again", None),
+    ]
+    store.compact(rev)
+    before = store.hash_kv()
+    store.compact_run(max_revisions_per_txn=3)
+    assert store.hash_kv() == before
+    assert store.get(perf[1], revision=rev) == KeyValue(perf[1], 3, 3, 1, b"v1")
+    store = env.reopen()
+    assert [kv.key for kv in store.range(ALL).kvs] == sorted([perf[0], *shared, *short[1:]])
+
+
+def test_short_keys_keep_the_plain_index_encoding(env: Env) -> None:
+    """Stores written before spill keys existed read unchanged: a key that fits is stored as
+    escape(key) + SEP + revision; the first key that does not is spilled to 511 bytes."""
+    longest_plain = b"\x00" * 3 + b"k" * (511 - 16 - 2 - 6)
+    spilled = longest_plain + b"k"
+    put(env.store, longest_plain)
+    put(env.store, spilled)
+    env.backend.batch.commit()
+    with env.backend.view() as txn:
+        index_keys = [k for k, _v in txn.cursor(db=env.backend.db(b"key_index"))]
+    plain = b"\x00\xff" * 3 + b"k" * 487 + b"\x00\x00" + (2).to_bytes(8, "big") + bytes(8)
+    assert len(plain) == 511 and plain in index_keys and len(index_keys) == 2
+    (spill,) = [k for k in index_keys if k != plain]
+    assert len(spill) == 511 and spill.startswith(plain[:476])
+    assert env.store.get(spilled) == KeyValue(spilled, 3, 3, 1, b"v")
+
+
+def test_a_zone_with_many_long_keys_reads_in_key_order_with_a_limit(store: MvccStore) -> None:
+    keys = [b"z" * 500 + i.to_bytes(2, "big") for i in range(300)]
+    for key in reversed(keys):
+        put(store, key)
+    resp = store.range(RangeRequest(b"z", b"\x00", limit=5))
+    assert [kv.key for kv in resp.kvs] == keys[:5]
+    assert (resp.count, resp.more) == (300, True)
+    start = keys[100]
+    resp = store.range(RangeRequest(start, keys[110] + b"\x00"))
+    assert [kv.key for kv in resp.kvs] == keys[100:111]
+    assert [kv.key for kv in store.iter_live(batch_keys=7)] == keys
 
 
 def test_long_history_of_one_key_reads_at_every_revision(store: MvccStore) -> None:
