@@ -81,6 +81,7 @@ from kvorum.membership.types import ConfChangeContext, encode_conf_change_contex
 from kvorum.mvcc import (
     DeleteRangeRequest,
     DeleteRangeResponse,
+    Event,
     MvccStore,
     PutRequest,
     PutResponse,
@@ -200,8 +201,10 @@ class ApplyDriver:
         *,
         on_membership_change: Callable[[], None] | None = None,
         on_nospace: Callable[[], None] | None = None,
+        on_events: Callable[[Sequence[Event]], None] | None = None,
     ) -> None:
         self.applier = applier
+        self._on_events = on_events
         self._backend = backend
         self._wait = wait
         self._on_membership_change = on_membership_change
@@ -214,6 +217,10 @@ class ApplyDriver:
             await self._restore(snapshot)
             return
         batch = self.applier.apply(entries)
+        if batch.events and self._on_events is not None:
+            # The batch is visible to readers now (this thread owns the backend's open
+            # batch), so a watcher told of these revisions can also read them from history.
+            self._on_events(batch.events)
         conf_change_ids = set()
         membership_changed = False
         for entry in entries:

@@ -32,6 +32,7 @@ import grpc
 import uvloop
 
 from kvorum.api.grpcserver import GrpcOptions, build_server
+from kvorum.api.watch import WatchService
 from kvorum.apply import Applier
 from kvorum.backend import DEFAULT_MAX_BATCH_COUNT, DEFAULT_MAX_BATCH_INTERVAL_S, Backend
 from kvorum.config import ServerConfig
@@ -54,6 +55,7 @@ from kvorum.server.raftstorage import DEFAULT_CATCH_UP_ENTRIES, RaftStorage, Sto
 from kvorum.server.wait import Wait
 from kvorum.transport import PeerTransport, fetch_cluster_info
 from kvorum.wal import WALError
+from kvorum.watch import WatchHub
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "GRPC_STOP_GRACE_S", "run"]
 
@@ -234,6 +236,8 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
         backend, store, membership, alarms, quota_bytes=quota if quota is not None else -1
     )
     wait = Wait()
+    # Before raft starts: entries replayed from the WAL publish revisions past this one.
+    watch = WatchService(WatchHub(store.current_revision), store)
     member_ref: list[KvorumMember] = []
     driver = ApplyDriver(
         applier,
@@ -241,6 +245,7 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
         wait,
         on_membership_change=lambda: member_ref[0].sync_peers() if member_ref else None,
         on_nospace=lambda: member_ref[0].raise_nospace_alarm() if member_ref else None,
+        on_events=watch.publish_events,
     )
     parts.driver = driver
     heartbeat_s = config.heartbeat_interval_ms / 1000
@@ -296,6 +301,7 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
             driver.commit_loop(settings.batch_interval_s), name="backend-commit"
         )
     )
+    parts.tasks.append(asyncio.get_running_loop().create_task(watch.run(), name="watch-sync"))
     # As etcd: clients are served once this member's name and client URLs are in the
     # member list (so `member list` never shows a serving member without them).
     publishing = member.start_publishing()
@@ -303,7 +309,7 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
         return  # asked to stop meanwhile
     if not member.published.is_set():
         raise StartError(f"raft stopped before the member could publish itself ({raft.failure})")
-    server = build_server(member, GrpcOptions.from_config(config))
+    server = build_server(member, GrpcOptions.from_config(config), watch=watch)
     parts.server = server
     for url in config.listen_client_urls:
         _bind(server, url, config)

@@ -34,11 +34,13 @@ Exactly-once, in order — the invariant everything here keeps. For every watche
 * Histories are read in whole revisions (`events_since` never splits one), so "revision
   < end" always means "every event of that revision".
 
-Compaction: a watcher whose next_rev is at or below the compact revision is canceled with
-`compact_revision` set. etcd 3.4 (`watcherGroup.chooseAll`) cancels only below it, and then
-serves the compact revision itself from a history that compaction has stripped of that
-revision's deletes (mvcc keeps no tombstone at or below the compact revision), so the
-watcher silently misses them. Canceling at the compact revision too keeps the invariant.
+Compaction: a watcher whose next_rev is below the compact revision is canceled with
+`compact_revision` set, as etcd 3.4 does (`w.minRev < compactRev` in
+`watcherGroup.chooseAll`). A watcher at exactly the compact revision is served from history,
+which compaction has stripped of that revision's deletes (mvcc keeps no tombstone at or below
+the compact revision): like etcd's, such a watcher misses those deletes. This is the one
+exception to the exactly-once invariant above, kept for compatibility (clients resume at the compact
+revision etcd reports, and etcd accepts that).
 
 Other choices, against etcd 3.4 (`etcdserver/api/v3rpc/watch.go`, `mvcc/watchable_store.go`):
 
@@ -297,7 +299,8 @@ class WatchHub:
         return SyncReport(sent, advanced, synced, compacted, more=more)
 
     def _cancel_compacted(self, compact_revision: int) -> int:
-        doomed = [w for w in self._unsynced if w.next_rev <= compact_revision]
+        # etcd: only below the compact revision (see the module docstring for the cost).
+        doomed = [w for w in self._unsynced if w.next_rev < compact_revision]
         for watcher in doomed:
             del self._unsynced[watcher]
             watcher.state = State.COMPACTED

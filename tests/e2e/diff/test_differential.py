@@ -35,7 +35,6 @@ SCENARIOS = load_scenarios(Path(__file__).parent / "scenarios")
 # marker must go. Both services arrive with the Watch and Lease issue.
 NOT_YET_ON_KVORUM = {
     "lease": "the Lease service is not served yet (Watch and Lease issue)",
-    "watch": "the Watch service is not served yet (Watch and Lease issue)",
 }
 
 
