@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -49,6 +50,7 @@ from kvorum.server.bootstrap import (
     encode_cluster_info,
     plan,
 )
+from kvorum.server.compactor import policy_for, run_compactor
 from kvorum.server.member import ApplyDriver, KvorumMember, MemberSettings, request_timeout_s
 from kvorum.server.raftnode import RaftNode, RaftNodeConfig
 from kvorum.server.raftstorage import DEFAULT_CATCH_UP_ENTRIES, RaftStorage, StorageOptions
@@ -302,6 +304,29 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
         )
     )
     parts.tasks.append(asyncio.get_running_loop().create_task(watch.run(), name="watch-sync"))
+    compaction = policy_for(
+        config.auto_compaction_mode,
+        config.auto_compaction_period_s,
+        config.auto_compaction_retention_revisions,
+    )
+    if compaction is not None:
+        logger.info(
+            "auto-compaction: mode %s, retention %s",
+            config.auto_compaction_mode,
+            config.auto_compaction_retention,
+        )
+        parts.tasks.append(
+            asyncio.get_running_loop().create_task(
+                run_compactor(
+                    compaction,
+                    is_leader=lambda: raft.is_leader,
+                    current_revision=lambda: member.store.current_revision,
+                    compact=lambda revision: member.compact(revision, physical=False),
+                    clock=time.monotonic,
+                ),
+                name="auto-compaction",
+            )
+        )
     # As etcd: clients are served once this member's name and client URLs are in the
     # member list (so `member list` never shows a serving member without them).
     publishing = member.start_publishing()
