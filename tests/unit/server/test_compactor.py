@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_periodic_policy_with_a_long_retention_compacts_every_hour() -> None:
             policy.compacted(target, now_s)
             assert now_s - 5 * 3600.0 >= 0
     assert times[0] == 5 * 3600.0
-    assert all(b - a == pytest.approx(3600.0) for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a == pytest.approx(3600.0) for a, b in itertools.pairwise(times))
 
 
 def test_policy_for_follows_the_flags() -> None:
