@@ -1,15 +1,17 @@
 """Exceptions -> etcd's gRPC status (code and text): the one table the servicers map through.
 
 Clients branch on etcd's exact texts and codes (`rpctypes` in etcd 3.4), so no servicer spells
-a message itself. Three families of exceptions reach the API layer:
+a message itself. Four families of exceptions reach the API layer:
 
 * `kvorum.mvcc.errors.MvccError` -- each class carries its wire code and text in `spec`
   (the table `kvorum.mvcc.ERRORS` lists them);
+* `kvorum.lease.errors.LeaseError` -- the lessor's errors, declared the same way
+  (`kvorum.lease.ERRORS`; "lease not found" is mvcc's class, shared);
 * `kvorum.server.errors.ServerError` -- the member's errors (no leader, timeouts, ...);
 * `ApiError` below -- request checks done here before anything is proposed, and the errors
   of membership, alarms and leadership transfer that have no class elsewhere yet.
 
-`STATUS_TABLE` is built from what the classes of all three families declare; `status_of`
+`STATUS_TABLE` is built from what the classes of all four families declare; `status_of`
 looks an exception's class up in it. Anything else maps to UNKNOWN with its own text, as etcd
 does for an error it has no translation for, and is logged.
 """
@@ -22,6 +24,7 @@ from typing import ClassVar, NoReturn
 
 import grpc
 
+from kvorum.lease.errors import LeaseError
 from kvorum.mvcc.errors import DuplicateKeyError, ErrorSpec, MvccError
 from kvorum.server import errors as server_errors
 
@@ -205,9 +208,9 @@ def _spec(code_name: str, text: str) -> StatusSpec:
 
 
 def _declared(cls: type[BaseException]) -> StatusSpec | None:
-    """The status a class declares itself, if it belongs to one of the three families."""
-    if issubclass(cls, MvccError):
-        # The base class declares no spec; only its concrete errors do.
+    """The status a class declares itself, if it belongs to one of the four families."""
+    if issubclass(cls, MvccError | LeaseError):
+        # The base classes declare no spec; only their concrete errors do.
         mvcc_spec: ErrorSpec | None = getattr(cls, "spec", None)
         return None if mvcc_spec is None else _spec(mvcc_spec.grpc_code, mvcc_spec.grpc_text)
     if issubclass(cls, ApiError | server_errors.ServerError):
@@ -217,8 +220,13 @@ def _declared(cls: type[BaseException]) -> StatusSpec | None:
 
 def _build_table() -> dict[type[BaseException], StatusSpec]:
     table: dict[type[BaseException], StatusSpec] = {}
-    pending: list[type[BaseException]] = [MvccError, ApiError, server_errors.ServerError]
-    while pending:  # every class of the three families defined so far, however deep
+    pending: list[type[BaseException]] = [
+        MvccError,
+        LeaseError,
+        ApiError,
+        server_errors.ServerError,
+    ]
+    while pending:  # every class of the four families defined so far, however deep
         cls = pending.pop()
         spec = _declared(cls)
         if spec is not None:
@@ -227,7 +235,7 @@ def _build_table() -> dict[type[BaseException], StatusSpec]:
     return table
 
 
-#: exception class -> wire status, for every class of the three families. A class defined
+#: exception class -> wire status, for every class of the four families. A class defined
 #: after this module was imported (a later server error) is added when first seen.
 STATUS_TABLE: dict[type[BaseException], StatusSpec] = _build_table()
 

@@ -4,9 +4,10 @@ Sizes as etcd sets them: a request may be up to `--max-request-bytes` plus 512 K
 overhead (larger ones are refused by gRPC itself, before any servicer sees them; the servicers
 apply etcd's own `max_request_bytes` check to what they propose), and responses may be as
 large as gRPC allows (math.MaxInt32). Streams per connection and keepalive follow the flags.
-Watch is served when the caller passes the member's `WatchService`.
-The caller binds the listeners (`add_insecure_port` / `add_secure_port`) and starts the server;
-servicers of other packages (Lease, Auth, ...) are added with `add_*_to_server` before.
+Watch is served when the caller passes the member's `WatchService`, Lease when it passes a
+`LeaseMember`. The caller binds the listeners (`add_insecure_port` / `add_secure_port`) and
+starts the server; servicers of other packages (Auth, ...) are added with `add_*_to_server`
+before.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import grpc
 
 from kvorum.api.cluster import ClusterServicer
 from kvorum.api.kv import KVServicer
+from kvorum.api.lease import LeaseServicer
 from kvorum.api.maintenance import MaintenanceServicer
-from kvorum.api.member import Member
+from kvorum.api.member import LeaseMember, Member
 from kvorum.api.pb.etcdserverpb import rpc_pb2_grpc
 from kvorum.api.validate import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, Limits
 from kvorum.api.watch import WatchService, WatchServicer
@@ -99,14 +101,17 @@ def add_servicers(
     member: Member,
     options: GrpcOptions,
     watch: WatchService | None = None,
+    lease: LeaseMember | None = None,
 ) -> None:
-    """Register KV, Cluster and Maintenance for `member` on `server`, and Watch over
-    `watch` when given."""
+    """Register KV, Cluster and Maintenance for `member` on `server`, Watch over `watch`
+    and Lease over `lease` when given."""
     rpc_pb2_grpc.add_KVServicer_to_server(KVServicer(member, options.limits), server)  # type: ignore[no-untyped-call]
     rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterServicer(member), server)  # type: ignore[no-untyped-call]
     rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceServicer(member), server)  # type: ignore[no-untyped-call]
     if watch is not None:
         rpc_pb2_grpc.add_WatchServicer_to_server(WatchServicer(member, watch), server)  # type: ignore[no-untyped-call]
+    if lease is not None:
+        rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseServicer(lease), server)  # type: ignore[no-untyped-call]
 
 
 def build_server(
@@ -115,10 +120,11 @@ def build_server(
     *,
     extra_options: Sequence[tuple[str, Any]] = (),
     watch: WatchService | None = None,
+    lease: LeaseMember | None = None,
 ) -> grpc.aio.Server:
     """A `grpc.aio` server (not yet bound or started) serving KV, Cluster, Maintenance, and
-    Watch when `watch` is given."""
+    Watch and Lease when `watch` and `lease` are given."""
     opts = options or GrpcOptions()
     server = grpc.aio.server(options=[*channel_options(opts), *extra_options])
-    add_servicers(server, member, opts, watch)
+    add_servicers(server, member, opts, watch, lease)
     return server

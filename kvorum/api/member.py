@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from kvorum.lease import TimeToLive
 from kvorum.mvcc import (
     DeleteRangeRequest,
     DeleteRangeResponse,
@@ -33,6 +34,7 @@ __all__ = [
     "AlarmType",
     "HashKV",
     "Header",
+    "LeaseMember",
     "Member",
     "MemberInfo",
     "SnapshotReader",
@@ -195,3 +197,31 @@ class Member(Protocol):
     async def snapshot(self) -> SnapshotReader: ...
 
     async def move_leader(self, target_id: int) -> None: ...
+
+
+class LeaseMember(Protocol):
+    """What the Lease servicer asks of the member (a separate Protocol: not every `Member`
+    double serves leases).
+
+    Grant and revoke go through raft; renew and time-to-live need the lessor's expiry, which
+    only the leader keeps (a follower raises `kvorum.lease.NotPrimaryError`, etcd's "not
+    leader"). Lease errors are the classes of `kvorum.lease`.
+    """
+
+    def header(self) -> Header: ...
+
+    async def lease_grant(self, lease_id: int, ttl_s: int) -> tuple[int, int, int]:
+        """Grant (id 0: the member picks one); returns (revision, lease id, granted TTL)."""
+        ...
+
+    async def lease_revoke(self, lease_id: int) -> int:
+        """Revoke and delete the lease's keys in one revision; returns the store revision."""
+        ...
+
+    async def lease_renew(self, lease_id: int) -> int:
+        """Keep-alive on the leader; returns the TTL the lease now has."""
+        ...
+
+    async def lease_time_to_live(self, lease_id: int, keys: bool) -> TimeToLive: ...
+
+    async def lease_leases(self) -> tuple[int, ...]: ...

@@ -46,6 +46,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import grpc
 
 from kvorum import ids
 from kvorum.api import errors as api_errors
@@ -58,11 +61,16 @@ from kvorum.api.member import (
     MemberInfo,
     Status,
 )
+from kvorum.api.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvorum.apply import AlarmRequest as ApplyAlarmRequest
 from kvorum.apply import AlarmResponse as ApplyAlarmResponse
 from kvorum.apply import (
     Applier,
     CompactResponse,
+    LeaseGrantRequest,
+    LeaseGrantResponse,
+    LeaseRevokeRequest,
+    LeaseRevokeResponse,
     MemberAttrSetRequest,
     MembersResponse,
     Request,
@@ -72,6 +80,14 @@ from kvorum.apply import CompactRequest as ApplyCompactRequest
 from kvorum.apply import errors as apply_errors
 from kvorum.backend import Backend, write_file_durably
 from kvorum.backend import Snapshot as BackendSnapshot
+from kvorum.lease import (
+    EXPIRY_CHECK_INTERVAL_S,
+    LeaseNotFoundError,
+    Lessor,
+    NotPrimaryError,
+    TimeToLive,
+    choose_lease_id,
+)
 from kvorum.membership import AlarmAction as StoreAlarmAction
 from kvorum.membership import AlarmStore, MembershipStore
 from kvorum.membership import AlarmType as StoreAlarmType
@@ -92,7 +108,7 @@ from kvorum.mvcc import (
 )
 from kvorum.raft import ConfChange, ConfChangeType, Entry, EntryType, Snapshot
 from kvorum.server.envelope import decode_conf_change
-from kvorum.server.errors import NotLeaderError, ServerError, StoppedError
+from kvorum.server.errors import NoLeaderError, NotLeaderError, ServerError, StoppedError
 from kvorum.server.raftnode import RaftNode
 from kvorum.server.wait import Wait
 from kvorum.transport import PeerStats
@@ -403,6 +419,60 @@ class _SnapshotReader:
 # --- the member -----------------------------------------------------------------------------
 
 
+class _LeaderLeases:
+    """A gRPC client of the leader's Lease service, for the leader-only calls (renew,
+    time-to-live) a follower receives: only the leader's lessor knows expiries (etcd's
+    followers forward these to the leader over HTTP; kvorum uses the leader's client URL).
+
+    Holds at most one channel, to the current leader; a new leader's URL replaces it.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout_s = timeout_s
+        self._target = ""
+        self._channel: grpc.aio.Channel | None = None
+
+    async def _stub(self, client_url: str) -> rpc_pb2_grpc.LeaseStub:
+        target = urlsplit(client_url).netloc
+        if self._channel is None or target != self._target:
+            await self.close()
+            self._channel = grpc.aio.insecure_channel(target)
+            self._target = target
+        return rpc_pb2_grpc.LeaseStub(self._channel)  # type: ignore[no-untyped-call]
+
+    async def renew(self, client_url: str, lease_id: int) -> int:
+        call = (await self._stub(client_url)).LeaseKeepAlive(timeout=self._timeout_s)
+        try:
+            await call.write(rpc_pb2.LeaseKeepAliveRequest(ID=lease_id))
+            resp = await call.read()
+            await call.done_writing()
+        except grpc.aio.AioRpcError as exc:
+            raise NotLeaderError(f"forwarding keep-alive to {client_url}: {exc}") from None
+        finally:
+            call.cancel()
+        if not isinstance(resp, rpc_pb2.LeaseKeepAliveResponse):
+            raise NotLeaderError(f"the leader at {client_url} closed the keep-alive stream")
+        if resp.TTL <= 0:  # etcd's answer for an unknown lease
+            raise LeaseNotFoundError
+        return int(resp.TTL)
+
+    async def time_to_live(self, client_url: str, lease_id: int, keys: bool) -> TimeToLive:
+        request = rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id, keys=keys)
+        try:
+            stub = await self._stub(client_url)
+            resp = await stub.LeaseTimeToLive(request, timeout=self._timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise NotLeaderError(f"forwarding time-to-live to {client_url}: {exc}") from None
+        if resp.TTL == -1:  # etcd's answer for an unknown lease
+            raise LeaseNotFoundError
+        return TimeToLive(resp.ID, resp.TTL, resp.grantedTTL, tuple(resp.keys))
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+
 def _info(m: StoreMember) -> MemberInfo:
     return MemberInfo(m.id, m.name, m.peer_urls, m.client_urls, m.is_learner)
 
@@ -421,8 +491,13 @@ class KvorumMember:
         peers: Peers | None = None,
         *,
         on_removed: Callable[[], None] | None = None,
+        lessor: Lessor | None = None,
     ) -> None:
+        """`lessor` is the one the applier applies grants and revokes to (none: every lease
+        request is refused with etcd's "lease not found")."""
         self.settings = settings
+        self.lessor = lessor
+        self._leader_leases = _LeaderLeases(settings.request_timeout_s)
         self.raft = raft
         self.backend = backend
         self.store = store
@@ -555,12 +630,53 @@ class KvorumMember:
             return
         logger.info("handed leadership to %x before stopping", target)
 
+    def on_leader_change(self, leader_id: int, term: int) -> None:
+        """Raft's leader listener: the lessor is the primary exactly while this is leader.
+
+        On promotion every lease gets its full TTL plus an election timeout from now (etcd
+        does the same), so holders that could not renew during the election keep them.
+        """
+        del term
+        lessor = self.lessor
+        if lessor is None:
+            return
+        if leader_id == self.id and not lessor.is_primary:
+            lessor.promote(time.monotonic(), self.raft.config.election_timeout_s)
+            logger.info("lessor promoted: %d lease(s) now expire here", len(lessor))
+        elif leader_id != self.id and lessor.is_primary:
+            lessor.demote()
+
+    async def run_lease_expiry(self) -> None:
+        """On the leader, every `EXPIRY_CHECK_INTERVAL_S`: propose revoking the due leases.
+
+        Expiry is never applied locally: the revocations go through raft so every member
+        deletes the same keys at the same revision. A lost proposal is retried because the
+        lessor hands a still-present lease out again after its retry interval.
+        """
+        while True:
+            await asyncio.sleep(EXPIRY_CHECK_INTERVAL_S)
+            lessor = self.lessor
+            if lessor is None or not lessor.is_primary or not self.raft.is_leader:
+                continue
+            due = lessor.expired(time.monotonic())
+            if not due:
+                continue
+            # The batch is bounded by `expired`'s limit (etcd's revoke rate per check).
+            results = await asyncio.gather(
+                *(self._propose(LeaseRevokeRequest(lease_id)) for lease_id in due),
+                return_exceptions=True,
+            )
+            for lease_id, result in zip(due, results, strict=True):
+                if isinstance(result, BaseException) and not isinstance(result, LeaseNotFoundError):
+                    logger.warning("revoking expired lease %x failed: %s", lease_id, result)
+
     async def close(self) -> None:
         for task in (self._publish_task, self._nospace_task):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        await self._leader_leases.close()
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -617,6 +733,57 @@ class KvorumMember:
         self._refuse_if_learner()
         resp = await self._propose_as(ApplyCompactRequest(revision, physical), CompactResponse)
         return resp.revision
+
+    # --- Lease ----------------------------------------------------------------------------
+
+    def _require_lessor(self) -> Lessor:
+        if self.lessor is None:
+            raise LeaseNotFoundError
+        return self.lessor
+
+    async def lease_grant(self, lease_id: int, ttl_s: int) -> tuple[int, int, int]:
+        self._refuse_if_learner()
+        # The id is chosen here, before proposing, so every member grants the same one.
+        chosen = choose_lease_id(lease_id, lambda: int.from_bytes(os.urandom(8), "big"))
+        resp = await self._propose_as(LeaseGrantRequest(chosen, ttl_s), LeaseGrantResponse)
+        return resp.revision, resp.lease_id, resp.ttl_s
+
+    async def lease_revoke(self, lease_id: int) -> int:
+        self._refuse_if_learner()
+        resp = await self._propose_as(LeaseRevokeRequest(lease_id), LeaseRevokeResponse)
+        return resp.revision
+
+    def _leader_client_url(self) -> str:
+        """The leader's advertised client URL, for forwarding leader-only lease calls."""
+        leader = self.raft.leader_id
+        if leader == 0:
+            raise NoLeaderError
+        if leader == self.id:
+            # Elected but the lessor not yet promoted (the listener runs between Readys).
+            raise NotPrimaryError
+        for m in self.membership.members():
+            if m.id == leader and m.client_urls:
+                return m.client_urls[0]
+        raise NotLeaderError(f"leader {leader:x} has published no client URL")
+
+    async def lease_renew(self, lease_id: int) -> int:
+        self._refuse_if_learner()
+        lessor = self._require_lessor()
+        if lessor.is_primary:
+            return lessor.renew(lease_id, time.monotonic())
+        # Expiry is leader-local state (not replicated): only the leader can renew.
+        return await self._leader_leases.renew(self._leader_client_url(), lease_id)
+
+    async def lease_time_to_live(self, lease_id: int, keys: bool) -> TimeToLive:
+        self._refuse_if_learner()
+        lessor = self._require_lessor()
+        if lessor.is_primary:
+            return lessor.time_to_live(lease_id, time.monotonic(), keys=keys)
+        return await self._leader_leases.time_to_live(self._leader_client_url(), lease_id, keys)
+
+    async def lease_leases(self) -> tuple[int, ...]:
+        self._refuse_if_learner()
+        return self._require_lessor().leases()
 
     # --- Cluster --------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ Start-up, in the order the pieces depend on each other:
    looks for (name, data dir, URLs);
 2. bootstrap (``bootstrap.plan``): new cluster, restart or join -- who this member is;
 3. the raft log (WAL + snapshots) and the backend with its stores, the membership seeded on a
-   new or joining member; the apply layer over them;
+   new or joining member; the lessor recovered from the lease bucket; the apply layer over
+   them;
 4. the peer transport on ``--listen-peer-urls`` (it must accept sends before raft starts),
    its peers from the member list, then the RaftNode;
 5. the client gRPC server on ``--listen-client-urls``; then the member publishes its name and
@@ -38,6 +39,7 @@ from kvorum.apply import Applier
 from kvorum.backend import DEFAULT_MAX_BATCH_COUNT, DEFAULT_MAX_BATCH_INTERVAL_S, Backend
 from kvorum.config import ServerConfig
 from kvorum.datadir import DataDir, DataDirError
+from kvorum.lease import LeaseStore, min_lease_ttl_s, recover_lessor
 from kvorum.membership import AlarmStore, MembershipStore
 from kvorum.mvcc import MvccStore
 from kvorum.server import logging as member_logging
@@ -231,11 +233,27 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
 
     p = await plan(config, data_dir, fetch)
     backend, membership, storage = _open_state(config, data_dir, p, parts)
-    store = MvccStore(backend)
+    # The lessor is rebuilt from the lease bucket and the live keys' lease fields before mvcc
+    # takes writes; mvcc then refuses puts naming a lease the lessor does not hold.
+    lessor, orphans = recover_lessor(
+        LeaseStore(backend),
+        MvccStore(backend).iter_live(),
+        min_ttl_s=min_lease_ttl_s(config.election_timeout_ms, config.heartbeat_interval_ms),
+        now_s=time.monotonic(),
+    )
+    if orphans:
+        logger.warning("%d key(s) name a lease that is not stored; left unattached", orphans)
+    store = MvccStore(backend, lease_exists=lessor.exists)
     alarms = AlarmStore(backend)
     quota = config.quota_backend_limit_bytes
     applier = Applier(
-        backend, store, membership, alarms, quota_bytes=quota if quota is not None else -1
+        backend,
+        store,
+        membership,
+        alarms,
+        lessor=lessor,
+        quota_bytes=quota if quota is not None else -1,
+        clock=time.monotonic,
     )
     wait = Wait()
     # Before raft starts: entries replayed from the WAL publish revisions past this one.
@@ -279,8 +297,18 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
         batch_interval_s=config.backend_batch_interval_s or DEFAULT_MAX_BATCH_INTERVAL_S,
     )
     member = KvorumMember(
-        settings, raft, backend, store, membership, alarms, transport, on_removed=stop.set
+        settings,
+        raft,
+        backend,
+        store,
+        membership,
+        alarms,
+        transport,
+        on_removed=stop.set,
+        lessor=lessor,
     )
+    # Before raft starts, so the first election this member wins promotes the lessor.
+    raft.add_leader_listener(member.on_leader_change)
     member_ref.append(member)
     parts.member = member
     transport.set_cluster_info_provider(
@@ -304,6 +332,9 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
         )
     )
     parts.tasks.append(asyncio.get_running_loop().create_task(watch.run(), name="watch-sync"))
+    parts.tasks.append(
+        asyncio.get_running_loop().create_task(member.run_lease_expiry(), name="lease-expiry")
+    )
     compaction = policy_for(
         config.auto_compaction_mode,
         config.auto_compaction_period_s,
@@ -334,7 +365,7 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
         return  # asked to stop meanwhile
     if not member.published.is_set():
         raise StartError(f"raft stopped before the member could publish itself ({raft.failure})")
-    server = build_server(member, GrpcOptions.from_config(config), watch=watch)
+    server = build_server(member, GrpcOptions.from_config(config), watch=watch, lease=member)
     parts.server = server
     for url in config.listen_client_urls:
         _bind(server, url, config)
