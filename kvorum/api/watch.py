@@ -97,6 +97,11 @@ class WatchService:
             start = i
         self._notify()
 
+    def skip_to(self, revision: int) -> None:
+        """The store jumped to ``revision`` (a snapshot was installed): catch up from history."""
+        self._hub.skip_to(revision)
+        self._notify()
+
     # --- streams --------------------------------------------------------------------------
 
     def open_stream(self) -> int:

@@ -218,9 +218,11 @@ class ApplyDriver:
         on_membership_change: Callable[[], None] | None = None,
         on_nospace: Callable[[], None] | None = None,
         on_events: Callable[[Sequence[Event]], None] | None = None,
+        on_restore: Callable[[], None] | None = None,
     ) -> None:
         self.applier = applier
         self._on_events = on_events
+        self._on_restore = on_restore
         self._backend = backend
         self._wait = wait
         self._on_membership_change = on_membership_change
@@ -306,6 +308,10 @@ class ApplyDriver:
             applied,
             restored,
         )
+        if self._on_restore is not None:
+            # Watchers were told of revisions up to the old store's; the rest they now read
+            # from the installed database.
+            self._on_restore()
         if self._on_membership_change is not None:
             self._on_membership_change()
         if self.applier.has_background_work():

@@ -266,6 +266,7 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
         on_membership_change=lambda: member_ref[0].sync_peers() if member_ref else None,
         on_nospace=lambda: member_ref[0].raise_nospace_alarm() if member_ref else None,
         on_events=watch.publish_events,
+        on_restore=lambda: watch.skip_to(store.current_revision),
     )
     parts.driver = driver
     heartbeat_s = config.heartbeat_interval_ms / 1000

@@ -238,6 +238,14 @@ class WatchHub:
                 # Invariant: P(w) = revision before and after — revision was not queued.
                 self._unsync(watcher, revision)
 
+    def skip_to(self, revision: int) -> None:
+        """The store jumped to ``revision`` without publishing (a leader's snapshot was
+        installed): watchers that need revisions up to it read them from history."""
+        if revision <= self._rev:
+            return
+        self._fall_behind_gap(revision + 1)
+        self._rev = revision
+
     def _fall_behind_gap(self, revision: int) -> None:
         """Revisions in (hub revision, revision) were never published: watchers that need
         them go and read them from history."""

@@ -260,6 +260,23 @@ def test_a_gap_in_published_revisions_is_read_from_history(env: Env) -> None:
     assert skipped.revision == 2
 
 
+def test_skip_to_after_a_snapshot_install_reads_the_jump_from_history(env: Env) -> None:
+    """A follower that installs a leader's snapshot jumps its store without publishing: its
+    watchers must get the revisions in between from history, not wait for the next write."""
+    env.watch(b"k")
+    env.take()
+    for value in (b"a", b"b"):
+        env.store.put(PutRequest(b"k", value))  # as if installed, not published
+    env.hub.skip_to(env.store.current_revision)
+    assert env.hub.revision == env.store.current_revision == 3
+    env.catch_up()
+    assert [e.kv.value for e in env.events()] == [b"a", b"b"]
+    env.put(b"k", b"c")  # live publishing goes on from the new revision
+    assert [e.kv.value for e in env.events()] == [b"c"]
+    env.hub.skip_to(2)  # never backwards
+    assert env.hub.revision == 4
+
+
 # --- compaction ---------------------------------------------------------------------------
 
 
