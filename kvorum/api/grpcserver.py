@@ -1,11 +1,12 @@
-"""The client-facing `grpc.aio` server with the KV, Cluster and Maintenance servicers.
+"""The client-facing `grpc.aio` server, and the servicers of every etcd service on it.
 
 Sizes as etcd sets them: a request may be up to `--max-request-bytes` plus 512 KiB of gRPC
 overhead (larger ones are refused by gRPC itself, before any servicer sees them; the servicers
 apply etcd's own `max_request_bytes` check to what they propose), and responses may be as
 large as gRPC allows (math.MaxInt32). Streams per connection and keepalive follow the flags.
 Watch is served when the caller passes the member's `WatchService`, Lease when it passes a
-`LeaseMember`. The caller binds the listeners (`add_insecure_port` / `add_secure_port`) and
+`LeaseMember`, and Lock and Election (built on KV, Lease and Watch, as etcd builds them) when
+it passes both. The caller binds the listeners (`add_insecure_port` / `add_secure_port`) and
 starts the server; servicers of other packages (Auth, ...) are added with `add_*_to_server`
 before.
 """
@@ -19,11 +20,15 @@ from typing import Any
 import grpc
 
 from kvorum.api.cluster import ClusterServicer
+from kvorum.api.election import ElectionServicer
 from kvorum.api.kv import KVServicer
 from kvorum.api.lease import LeaseServicer
+from kvorum.api.lock import LocalClient, LockServicer
 from kvorum.api.maintenance import MaintenanceServicer
 from kvorum.api.member import LeaseMember, Member
 from kvorum.api.pb.etcdserverpb import rpc_pb2_grpc
+from kvorum.api.pb.v3electionpb import v3election_pb2_grpc
+from kvorum.api.pb.v3lockpb import v3lock_pb2_grpc
 from kvorum.api.validate import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, Limits
 from kvorum.api.watch import WatchService, WatchServicer
 from kvorum.config import ServerConfig
@@ -104,7 +109,7 @@ def add_servicers(
     lease: LeaseMember | None = None,
 ) -> None:
     """Register KV, Cluster and Maintenance for `member` on `server`, Watch over `watch`
-    and Lease over `lease` when given."""
+    and Lease over `lease` when given, Lock and Election when both are."""
     rpc_pb2_grpc.add_KVServicer_to_server(KVServicer(member, options.limits), server)  # type: ignore[no-untyped-call]
     rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterServicer(member), server)  # type: ignore[no-untyped-call]
     rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceServicer(member), server)  # type: ignore[no-untyped-call]
@@ -112,6 +117,10 @@ def add_servicers(
         rpc_pb2_grpc.add_WatchServicer_to_server(WatchServicer(member, watch), server)  # type: ignore[no-untyped-call]
     if lease is not None:
         rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseServicer(lease), server)  # type: ignore[no-untyped-call]
+    if watch is not None and lease is not None:
+        local = LocalClient(member, lease, watch, options.limits)
+        v3lock_pb2_grpc.add_LockServicer_to_server(LockServicer(local), server)  # type: ignore[no-untyped-call]
+        v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionServicer(local), server)  # type: ignore[no-untyped-call]
 
 
 def build_server(
@@ -121,10 +130,14 @@ def build_server(
     extra_options: Sequence[tuple[str, Any]] = (),
     watch: WatchService | None = None,
     lease: LeaseMember | None = None,
+    interceptors: Sequence[Any] = (),
 ) -> grpc.aio.Server:
     """A `grpc.aio` server (not yet bound or started) serving KV, Cluster, Maintenance, and
-    Watch and Lease when `watch` and `lease` are given."""
+    Watch and Lease when `watch` and `lease` are given (Lock and Election with both);
+    `interceptors` wrap every RPC (the metrics interceptor)."""
     opts = options or GrpcOptions()
-    server = grpc.aio.server(options=[*channel_options(opts), *extra_options])
+    server = grpc.aio.server(
+        options=[*channel_options(opts), *extra_options], interceptors=list(interceptors)
+    )
     add_servicers(server, member, opts, watch, lease)
     return server
