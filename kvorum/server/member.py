@@ -43,7 +43,7 @@ import logging
 import os
 import struct
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -108,7 +108,13 @@ from kvorum.mvcc import (
 )
 from kvorum.raft import ConfChange, ConfChangeType, Entry, EntryType, Snapshot
 from kvorum.server.envelope import decode_conf_change
-from kvorum.server.errors import NoLeaderError, NotLeaderError, ServerError, StoppedError
+from kvorum.server.errors import (
+    NoLeaderError,
+    NotLeaderError,
+    RequestTimeoutError,
+    ServerError,
+    StoppedError,
+)
 from kvorum.server.raftnode import RaftNode
 from kvorum.server.wait import Wait
 from kvorum.transport import PeerStats
@@ -131,6 +137,8 @@ differential tests compare against), so etcdctl prints and decides as it would f
 
 PUBLISH_RETRY_S = 0.5
 PUBLISH_ATTEMPT_S = 2.0
+#: How often a follower retries forwarding a lease call while there is no leader to take it.
+LEASE_FORWARD_RETRY_S = 0.05
 COMPACTION_STEPS_PER_TURN = 1
 #: raft snapshot data: format tag, consistent index, consistent term; then the db file.
 _SNAPSHOT_HEADER = struct.Struct(">8sQQ")
@@ -772,20 +780,45 @@ class KvorumMember:
                 return m.client_urls[0]
         raise NotLeaderError(f"leader {leader:x} has published no client URL")
 
+    async def _at_primary_lessor(
+        self,
+        local: Callable[[Lessor], T],
+        forward: Callable[[str], Awaitable[T]],
+    ) -> T:
+        """Run a leader-only lease call: on the primary lessor here, else forwarded to the
+        leader. Expiry is leader-local state (not replicated), so only the leader can answer.
+
+        As etcd's LeaseRenew and LeaseTimeToLive do, a call that finds no leader, or a leader
+        that cannot answer yet (dead, or elected but its lessor not yet promoted), is retried
+        every LEASE_FORWARD_RETRY_S until the request timeout: a keep-alive stream on a
+        follower rides through an election instead of failing and letting the lease lapse.
+        """
+        lessor = self._require_lessor()
+        deadline = time.monotonic() + self._timeout_s
+        while True:
+            if lessor.is_primary:
+                return local(lessor)
+            try:
+                return await forward(self._leader_client_url())
+            except (NoLeaderError, NotLeaderError, NotPrimaryError) as exc:
+                if time.monotonic() + LEASE_FORWARD_RETRY_S >= deadline:
+                    logger.warning("lease call found no leader to answer it: %s", exc)
+                    raise RequestTimeoutError from None
+            await asyncio.sleep(LEASE_FORWARD_RETRY_S)
+
     async def lease_renew(self, lease_id: int) -> int:
         self._refuse_if_learner()
-        lessor = self._require_lessor()
-        if lessor.is_primary:
-            return lessor.renew(lease_id, time.monotonic())
-        # Expiry is leader-local state (not replicated): only the leader can renew.
-        return await self._leader_leases.renew(self._leader_client_url(), lease_id)
+        return await self._at_primary_lessor(
+            lambda lessor: lessor.renew(lease_id, time.monotonic()),
+            lambda url: self._leader_leases.renew(url, lease_id),
+        )
 
     async def lease_time_to_live(self, lease_id: int, keys: bool) -> TimeToLive:
         self._refuse_if_learner()
-        lessor = self._require_lessor()
-        if lessor.is_primary:
-            return lessor.time_to_live(lease_id, time.monotonic(), keys=keys)
-        return await self._leader_leases.time_to_live(self._leader_client_url(), lease_id, keys)
+        return await self._at_primary_lessor(
+            lambda lessor: lessor.time_to_live(lease_id, time.monotonic(), keys=keys),
+            lambda url: self._leader_leases.time_to_live(url, lease_id, keys),
+        )
 
     async def lease_leases(self) -> tuple[int, ...]:
         self._refuse_if_learner()
