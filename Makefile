@@ -50,6 +50,13 @@ bench-server: install
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	$(PY) bench/server.py --rounds 3 --max-seconds 5
 
+# Watch and Lease against real etcd, 1 member each, same client: events/s to 1 and 1,000
+# watchers, puts beside a stalled watcher, keep-alives/s; 2 rounds (about 3 minutes; figures
+# in docs/benchmarks.md).
+.PHONY: bench-watch
+bench-watch: install
+	$(PY) bench/watch_lease.py --rounds 2 --max-seconds 5 --stall-seconds 5
+
 # One member named `default`, data in $(RUN_DIR)/default.etcd, clients on 127.0.0.1:2379 (etcd's
 # default listen URL says localhost, which may also resolve to ::1; pin the IPv4 loopback).
 RUN_DIR ?= .

@@ -129,8 +129,11 @@ class WatchService:
     def take(self, stream_id: int) -> list[WatchResponse]:
         """Up to `DEFAULT_DRAIN_RESPONSES` queued responses of the stream, oldest first."""
         out = self._hub.drain(stream_id, DEFAULT_DRAIN_RESPONSES)
-        if out and self._hub.has_unsynced:
-            self._sync_wake.set()  # room was made: unsynced watchers may catch up now
+        if out:
+            # More may be queued than one take returns (the hub then marks the stream ready
+            # again): wake its sender now, not at the next write or progress tick. Room was
+            # made too, so unsynced watchers may catch up.
+            self._notify()
         return out
 
     async def wait(self, stream_id: int) -> None:
