@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
+from google.protobuf.message import Message
 
 from kvorum.api.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvorum.ctl.flags import GlobalOptions
@@ -92,6 +93,9 @@ class Conn(Protocol):
     def lease_leases(self) -> rpc_pb2.LeaseLeasesResponse: ...
     def lease_keep_alive_once(self, lease_id: int) -> rpc_pb2.LeaseKeepAliveResponse: ...
     def watch(self, req: rpc_pb2.WatchCreateRequest) -> Iterator[rpc_pb2.WatchResponse]: ...
+    def snapshot(self, timeout_s: float | None) -> Iterator[rpc_pb2.SnapshotResponse]: ...
+    def move_leader(self, target_id: int) -> rpc_pb2.MoveLeaderResponse: ...
+    def auth_call(self, method: str, req: Message) -> Any: ...
     def close(self) -> None: ...
 
     @property
@@ -324,6 +328,30 @@ class GrpcConn:
             yield from self._watch_stub.Watch(iter([wreq]), metadata=self._metadata or None)
         except grpc.RpcError as err:
             raise self._error(err) from None
+
+    def snapshot(self, timeout_s: float | None) -> Iterator[rpc_pb2.SnapshotResponse]:
+        """The messages of one Snapshot stream; ``timeout_s`` None: no deadline (etcdctl
+        bounds ``snapshot save`` only when ``--command-timeout`` is given)."""
+        try:
+            yield from self._maint.Snapshot(
+                rpc_pb2.SnapshotRequest(),
+                timeout=timeout_s,
+                wait_for_ready=True,
+                metadata=self._metadata or None,
+            )
+        except grpc.RpcError as err:
+            raise self._error(err) from None
+
+    def move_leader(self, target_id: int) -> rpc_pb2.MoveLeaderResponse:
+        req = rpc_pb2.MoveLeaderRequest(targetID=target_id)
+        resp: rpc_pb2.MoveLeaderResponse = self._call(self._maint.MoveLeader, req)
+        return resp
+
+    def auth_call(self, method: str, req: Message) -> Any:
+        """One call of etcd's Auth service by its RPC name (``UserAdd``, ``AuthEnable``, ...),
+        bounded by the command timeout and carrying the token like every other call."""
+        stub = rpc_pb2_grpc.AuthStub(self._channel)  # type: ignore[no-untyped-call]
+        return self._call(getattr(stub, method), req)
 
     def close(self) -> None:
         self._channel.close()

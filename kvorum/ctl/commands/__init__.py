@@ -6,13 +6,21 @@ that help, suggestions and "unknown command" behave as etcdctl's, and running on
 
 from __future__ import annotations
 
+from kvorum.ctl.commands.auth import AUTH
+from kvorum.ctl.commands.check import CHECK
 from kvorum.ctl.commands.cluster import MEMBER
+from kvorum.ctl.commands.elect import ELECT
 from kvorum.ctl.commands.endpoint import ENDPOINT
 from kvorum.ctl.commands.kv import COMPACTION, DEL, GET, PUT
 from kvorum.ctl.commands.lease import LEASE
+from kvorum.ctl.commands.lock import LOCK
 from kvorum.ctl.commands.maintenance import ALARM, DEFRAG
+from kvorum.ctl.commands.move_leader import MOVE_LEADER
+from kvorum.ctl.commands.role import ROLE
+from kvorum.ctl.commands.snapshot import SNAPSHOT
 from kvorum.ctl.commands.spec import Command, Context
 from kvorum.ctl.commands.txn import TXN
+from kvorum.ctl.commands.user import USER
 from kvorum.ctl.commands.version import VERSION
 from kvorum.ctl.commands.watch import WATCH
 from kvorum.ctl.flags import GLOBAL_FLAGS
@@ -26,40 +34,14 @@ def _group(name: str, short: str, children: tuple[tuple[str, str], ...], use: st
 
 
 _PLACEHOLDERS = (
-    _group("auth", "Enable or disable authentication",
-           (("disable", "Disables authentication"), ("enable", "Enables authentication")),
-           "<enable or disable>"),
-    _group("check", "commands for checking properties of the etcd cluster", (
-        ("datascale", "Check the memory usage of holding data for different workloads on a "
-                      "given server endpoint."),
-        ("perf", "Check the performance of the etcd cluster"))),
     _group("completion", "Generate the autocompletion script for the specified shell", (
         ("bash", "Generate the autocompletion script for bash"),
         ("fish", "Generate the autocompletion script for fish"),
         ("powershell", "Generate the autocompletion script for powershell"),
         ("zsh", "Generate the autocompletion script for zsh"))),
-    Command("elect", "Observes and participates in leader election",
-            use_args="<election-name> [proposal]"),
-    Command("lock", "Acquires a named lock", use_args="<lockname> [exec-command arg1 arg2 ...]"),
     Command("make-mirror", "Makes a mirror at the destination etcd cluster",
             use_args="[options] <destination>"),
     Command("migrate", "Migrates keys in a v2 store to a mvcc store"),
-    Command("move-leader", "Transfers leadership to another etcd cluster member.",
-            use_args="<transferee-member-id>"),
-    _group("role", "Role related commands", (
-        ("add", "Adds a new role"), ("delete", "Deletes a role"),
-        ("get", "Gets detailed information of a role"),
-        ("grant-permission", "Grants a key to a role"), ("list", "Lists all roles"),
-        ("revoke-permission", "Revokes a key from a role"))),
-    _group("snapshot", "Manages etcd node snapshots", (
-        ("restore", "Restores an etcd member snapshot to an etcd directory"),
-        ("save", "Stores an etcd node backend snapshot to a given file"),
-        ("status", "Gets backend snapshot status of a given file"))),
-    _group("user", "User related commands", (
-        ("add", "Adds a new user"), ("delete", "Deletes a user"),
-        ("get", "Gets detailed information of a user"),
-        ("grant-role", "Grants a role to a user"), ("list", "Lists all users"),
-        ("passwd", "Changes password of user"), ("revoke-role", "Revokes a role from a user"))),
 )  # fmt: skip
 # cobra's own help command; main.py gives it its behaviour.
 HELP = Command("help", "Help about any command", use_args="[command]")
@@ -84,6 +66,14 @@ ROOT = Command(
                 DEFRAG,
                 HELP,
                 WATCH,
+                AUTH,
+                USER,
+                ROLE,
+                LOCK,
+                ELECT,
+                SNAPSHOT,
+                MOVE_LEADER,
+                CHECK,
                 *_PLACEHOLDERS,
             ),
             key=lambda c: c.name,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from kvorum.ctl._conn import CallError, Conn
+from kvorum.ctl.commands._password import options_with_password
 from kvorum.ctl.errors import EXIT_BAD_CONNECTION, CtlExit
 from kvorum.ctl.flags import (
     GLOBAL_FLAGS,
@@ -50,7 +51,10 @@ class Context:
         if self._options is not None:
             return
         apply_env(GLOBAL_FLAGS, self.flags, self.environ, self._warn)
-        self._options = global_options(self.flags)
+        # `--user` without a password asks for it here, before the printer, as etcdctl does.
+        self._options = options_with_password(
+            global_options(self.flags), self.stdin, self.stdout, self.stderr
+        )
         self._printer = make_printer(self._options.write_out, self._options.hex)
 
     def _warn(self, line: str) -> None:

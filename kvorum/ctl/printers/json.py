@@ -153,7 +153,7 @@ class JsonPrinter(Unsupported):
 
     def endpoint_hashkv(self, hashes: Sequence[EpHashKV]) -> Rendered:
         items = [
-            f'{{"Endpoint":{go_json_string(h.endpoint)},"HashKV":{go_json(h.response)}}}'
+            f'{{"Endpoint":{go_json_string(h.endpoint)},"HashKV":{go_json(_hashkv_34(h.response))}}}'
             for h in hashes
         ]
         return _line(_go_slice(items))
@@ -169,6 +169,15 @@ class JsonPrinter(Unsupported):
                 text += f',"error":{go_json_string(h.error)}'
             items.append(text + "}")
         return _line(_go_slice(items))
+
+
+def _hashkv_34(resp: rpc_pb2.HashKVResponse) -> rpc_pb2.HashKVResponse:
+    """etcdctl 3.4 decodes the response into its own struct, which has no ``hash_revision``
+    (a later addition a newer server such as kvorum sends): it never prints it."""
+    known = rpc_pb2.HashKVResponse()
+    known.CopyFrom(resp)
+    known.ClearField("hash_revision")
+    return known
 
 
 def _with_header(header: rpc_pb2.ResponseHeader, own: str) -> str:

@@ -21,7 +21,9 @@ def _index_of(cluster: Cluster, url: str) -> int:
 
 
 def test_calls_fail_over_watch_resumes_and_lease_survives(
-    start_cluster: StartCluster, arun: Callable[..., Any]
+    server: str,
+    start_cluster: StartCluster,
+    arun: Callable[..., Any],
 ) -> None:
     """One cluster for the three checks (a 3-member start costs seconds): kill the client's
     member while a watch runs and a lease is kept alive, write through the survivors, restart

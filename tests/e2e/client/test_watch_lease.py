@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -108,9 +110,13 @@ def test_keep_alive_outlives_the_ttl_and_reports_a_revoked_lease(
 
 
 def _server_watchers(url: str) -> int | None:
-    """etcd's count of open watchers (a debugging metric; None if the server lacks it)."""
-    with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
-        text = response.read().decode()
+    """etcd's count of open watchers (a debugging metric; None if the server lacks it, or
+    serves no HTTP on its client port, as kvorum until its HTTP server lands)."""
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except (http.client.HTTPException, urllib.error.URLError):
+        return None
     for line in text.splitlines():
         if line.startswith("etcd_debugging_mvcc_watcher_total "):
             return int(float(line.split()[1]))

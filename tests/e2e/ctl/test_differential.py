@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kvorum.testing import ETCD, ETCDCTL, Cluster
+from kvorum.testing import ETCD, ETCDCTL, Cluster, binary_for
 from kvorum.testing.ports import free_ports
 from tests.e2e.ctl.helpers import assert_same_behaviour, etcdctl, kvorumctl, mask
 
@@ -37,10 +37,22 @@ DATA: list[tuple[bytes, bytes]] = [
 ]
 
 
+# Each case runs on real etcd and on kvorum: on either, etcdctl's output is the reference.
+TARGETS = ("etcd", "kvorum")
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def target(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def ep(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``--endpoints=<url>`` of a fresh 1-member etcd holding ``DATA``."""
-    cluster = Cluster(ETCD, 1, base_dir=tmp_path_factory.mktemp("ctl-etcd"))
+def ep(target: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``--endpoints=<url>`` of a fresh 1-member cluster of ``target`` holding ``DATA``."""
+    command = binary_for(target)
+    if shutil.which(command[0]) is None:
+        pytest.skip(f"{command[0]} is not installed")
+    cluster = Cluster(command, 1, base_dir=tmp_path_factory.mktemp(f"ctl-{target}"))
     cluster.start()
     try:
         flag = f"--endpoints={cluster.member(0).client_url}"
@@ -272,9 +284,10 @@ def test_unreachable_endpoint_times_out_like_etcdctl(ep: str) -> None:
                            "status"])  # fmt: skip
 
 
-def test_compaction(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", TARGETS)
+def test_compaction(tmp_path: Path, server: str) -> None:
     # Its own cluster: compacting would break the revisions other cases read.
-    cluster = Cluster(ETCD, 1, base_dir=tmp_path)
+    cluster = Cluster(binary_for(server), 1, base_dir=tmp_path)
     cluster.start()
     try:
         ep = f"--endpoints={cluster.member(0).client_url}"
@@ -321,7 +334,10 @@ def lease_id(ep: str) -> str:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_lease_grant(ep: str, fmt: str) -> None:
+def test_lease_grant(target: str, ep: str, fmt: str) -> None:
+    if target == "kvorum":
+        # The A/B/C rule needs ids that grow by one per grant, as etcd's generator's do.
+        pytest.skip("kvorum's lease ids are not sequential: the midpoint comparison cannot hold")
     assert_same_behaviour([ep, "lease", "grant", "600", "-w", fmt], writes=True, hex_ids=True)
 
 
@@ -375,11 +391,12 @@ def test_defrag_unreachable_member(ep: str) -> None:
     assert_same_behaviour([f"{ep},127.0.0.1:{port}", "--command-timeout=300ms", "defrag"])
 
 
+@pytest.mark.parametrize("server", TARGETS)
 @pytest.mark.parametrize("fmt", ["simple", "json"])
-def test_member_add_and_remove_learner(tmp_path: Path, fmt: str) -> None:
+def test_member_add_and_remove_learner(tmp_path: Path, fmt: str, server: str) -> None:
     """Membership changes on a cluster of their own; new member ids are random, so each
     kvorumctl output is compared with etcdctl's after swapping the ids in."""
-    cluster = Cluster(ETCD, 1, base_dir=tmp_path)
+    cluster = Cluster(binary_for(server), 1, base_dir=tmp_path)
     cluster.start()
     try:
         ep = f"--endpoints={cluster.member(0).client_url}"
@@ -432,7 +449,8 @@ def _membership_masked(data: bytes, new_id: int, port: int) -> object:
 
 
 def test_authentication(tmp_path: Path) -> None:
-    # Its own cluster: with auth on, every other case would need credentials.
+    # Its own cluster: with auth on, every other case would need credentials. On etcd only:
+    # kvorum has no Auth service yet (issue 8); tests/e2e/ctl/test_auth.py covers the commands.
     cluster = Cluster(ETCD, 1, base_dir=tmp_path)
     cluster.start()
     try:
