@@ -67,6 +67,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     ``os.environ`` — both are parameters so tests can drive the command in-process.
     """
     args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["doctor"]:
+        # A subcommand etcd does not have, so it is told apart before etcd's flags are read.
+        from kvorum.doctor import main as doctor_main
+
+        return doctor_main(args[1:])
     env = os.environ if environ is None else environ
     try:
         invocation = parse_invocation(args, env)

@@ -29,7 +29,9 @@ WAL_DIR = "wal"
 SNAP_DIR = "snap"
 BACKEND_FILE = "db"
 # A freshly made file system's root holds lost+found; it still counts as empty.
-_IGNORED_ENTRIES = frozenset({"lost+found"})
+# "fixtures": --auto-tls/--peer-auto-tls certificates, made before the member decides
+# whether it is new (they live in the data dir, as etcd's do, and are not member state).
+_IGNORED_ENTRIES = frozenset({"lost+found", "fixtures"})
 
 
 class DataDirError(Exception):

@@ -52,6 +52,8 @@ class BatchTx:
         self._opened_at_s = 0.0
         self._pending_count = 0
         self.commit_count = 0
+        #: Called with each LMDB commit's duration in seconds (a metrics histogram).
+        self.commit_observer: Callable[[float], None] | None = None
 
     @property
     def pending_count(self) -> int:
@@ -105,8 +107,11 @@ class BatchTx:
             return
         self._txn = None
         self._pending_count = 0
+        started_s = time.perf_counter()
         txn.commit()
         self.commit_count += 1
+        if self.commit_observer is not None:
+            self.commit_observer(time.perf_counter() - started_s)
 
     def abort(self) -> None:
         """Drop every uncommitted write (the caller must reload any state it cached)."""

@@ -27,7 +27,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 import grpc
@@ -39,10 +39,12 @@ from kvorum.apply import Applier
 from kvorum.backend import DEFAULT_MAX_BATCH_COUNT, DEFAULT_MAX_BATCH_INTERVAL_S, Backend
 from kvorum.config import ServerConfig
 from kvorum.datadir import DataDir, DataDirError
+from kvorum.doctor.live import LiveMonitor
 from kvorum.lease import LeaseStore, min_lease_ttl_s, recover_lessor
 from kvorum.membership import AlarmStore, MembershipStore
 from kvorum.mvcc import MvccStore
 from kvorum.server import logging as member_logging
+from kvorum.server import tls
 from kvorum.server.bootstrap import (
     BootstrapError,
     ClusterInfo,
@@ -53,7 +55,10 @@ from kvorum.server.bootstrap import (
     plan,
 )
 from kvorum.server.compactor import policy_for, run_compactor
+from kvorum.server.gateway import Gateway, gateway_target
+from kvorum.server.httpserver import HttpEndpoints, MemberHealth
 from kvorum.server.member import ApplyDriver, KvorumMember, MemberSettings, request_timeout_s
+from kvorum.server.metrics import GrpcMetricsInterceptor, ServerMetrics, member_snapshot
 from kvorum.server.raftnode import RaftNode, RaftNodeConfig
 from kvorum.server.raftstorage import DEFAULT_CATCH_UP_ENTRIES, RaftStorage, StorageOptions
 from kvorum.server.wait import Wait
@@ -85,11 +90,28 @@ def run(config: ServerConfig) -> int:
     member_logging.configure(config)
     for warning in config.warnings:
         logger.warning("%s", warning)
+    _reexec_for_grpc_ciphers(config)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         try:
             return runner.run(_main(config))
         except KeyboardInterrupt:
             return EXIT_OK
+
+
+def _reexec_for_grpc_ciphers(config: ServerConfig) -> None:
+    """Start this process again with ``GRPC_SSL_CIPHER_SUITES`` set, if ``--cipher-suites``
+    needs it: gRPC reads the variable only when it initialises, before any flag is parsed.
+    The pid stays the same (exec), and the second start finds the variable set."""
+    try:
+        wanted = tls.grpc_cipher_suites_env(config)
+    except tls.TLSConfigError:
+        return  # reported, with etcd's text, when TLS is built at start
+    if wanted is None or os.environ.get(tls.GRPC_CIPHER_SUITES_ENV) == wanted:
+        return
+    logger.info("re-executing so that gRPC uses the --cipher-suites (%s)", wanted)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os.execve(sys.executable, sys.orig_argv, {**os.environ, tls.GRPC_CIPHER_SUITES_ENV: wanted})
 
 
 @dataclass(slots=True)
@@ -104,6 +126,8 @@ class _Parts:
     member: KvorumMember | None = None
     server: grpc.aio.Server | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
+    http: HttpEndpoints | None = None
 
 
 async def _main(config: ServerConfig) -> int:
@@ -203,7 +227,9 @@ def _seed_membership(membership: MembershipStore, backend: Backend, p: Plan) -> 
 def _open_state(
     config: ServerConfig, data_dir: DataDir, p: Plan, parts: _Parts
 ) -> tuple[Backend, MembershipStore, RaftStorage]:
-    options = _storage_options(config)
+    options = replace(
+        _storage_options(config), fsync_observer=parts.metrics.wal_fsync_duration.observe
+    )
     if p.mode is Mode.RESTART:
         backend = parts.backend = _open_backend(config, data_dir)
         membership = MembershipStore(backend)
@@ -227,12 +253,16 @@ def _open_state(
 
 async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> None:
     data_dir = data_dir_for(config)
+    # TLS first: a joining member asks its peers for the cluster info over the peer link.
+    client_tls, peer_tls = tls.build(config)
+    peer_client_ssl = peer_tls.client_context if peer_tls is not None else None
 
     async def fetch(url: str, timeout_s: float) -> bytes:
-        return await fetch_cluster_info(url, timeout_s=timeout_s)
+        return await fetch_cluster_info(url, timeout_s=timeout_s, client_ssl=peer_client_ssl)
 
     p = await plan(config, data_dir, fetch)
     backend, membership, storage = _open_state(config, data_dir, p, parts)
+    backend.batch.commit_observer = parts.metrics.backend_commit_duration.observe
     # The lessor is rebuilt from the lease bucket and the live keys' lease fields before mvcc
     # takes writes; mvcc then refuses puts naming a lease the lessor does not hold.
     lessor, orphans = recover_lessor(
@@ -283,9 +313,12 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
         p.member_id,
         p.cluster_id,
         config.listen_peer_urls,
-        raft.receive,
+        parts.metrics.peer_rtt.receiving(raft.receive),
         raft.report_unreachable,
         raft.report_snapshot,
+        server_ssl=peer_tls.server_context if peer_tls is not None else None,
+        client_ssl=peer_client_ssl,
+        accept_peer_cert=peer_tls.accepts if peer_tls is not None else None,
     )
     settings = MemberSettings(
         name=config.name,
@@ -310,6 +343,8 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
     )
     # Before raft starts, so the first election this member wins promotes the lessor.
     raft.add_leader_listener(member.on_leader_change)
+    raft.add_leader_listener(parts.metrics.on_leader_change)
+    parts.metrics.source = lambda: member_snapshot(member, applier.quota_bytes)
     member_ref.append(member)
     parts.member = member
     transport.set_cluster_info_provider(
@@ -326,7 +361,15 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
         p.mode.value,
         ",".join(f"{m.id:x}" for m in membership.members() if m.id != p.member_id) or "none",
     )
-    await raft.start(transport)
+    await raft.start(parts.metrics.peer_rtt.sending(transport))
+    # The doctor's measures, live: scheduling lag and CPU steal as metrics, warnings.
+    monitor = LiveMonitor(parts.metrics.registry, parts.metrics.wal_fsync_duration, heartbeat_s)
+    parts.tasks.append(asyncio.get_running_loop().create_task(monitor.run(), name="live-monitor"))
+    if config.listen_metrics_urls:  # served while starting too: /health tells why not ready
+        target = gateway_target(config.listen_client_urls)
+        gateway = Gateway(target) if target is not None else None
+        parts.http = HttpEndpoints(parts.metrics, MemberHealth(member), gateway=gateway)
+        await parts.http.serve(config.listen_metrics_urls)
     parts.tasks.append(
         asyncio.get_running_loop().create_task(
             driver.commit_loop(settings.batch_interval_s), name="backend-commit"
@@ -366,10 +409,16 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
         return  # asked to stop meanwhile
     if not member.published.is_set():
         raise StartError(f"raft stopped before the member could publish itself ({raft.failure})")
-    server = build_server(member, GrpcOptions.from_config(config), watch=watch, lease=member)
+    server = build_server(
+        member,
+        GrpcOptions.from_config(config),
+        watch=watch,
+        lease=member,
+        interceptors=[GrpcMetricsInterceptor(parts.metrics)],
+    )
     parts.server = server
     for url in config.listen_client_urls:
-        _bind(server, url, config)
+        _bind(server, url, client_tls)
     await server.start()
     logger.info(
         "ready to serve client requests on %s (advertised %s)",
@@ -389,17 +438,24 @@ async def _first(task: asyncio.Task[None], stop: asyncio.Event) -> bool:
     return task.done() and not stop.is_set()
 
 
-def _bind(server: grpc.aio.Server, url: str, config: ServerConfig) -> None:
+def _bind(server: grpc.aio.Server, url: str, client_tls: tls.ClientTLS | None) -> None:
     parts = urlsplit(url)
-    if parts.scheme in ("https", "unixs") or config.cert_file:
-        raise StartError(f"client TLS ({url}) is not supported by kvorum yet")
-    if parts.scheme not in ("http", "unix") or parts.port is None or not parts.hostname:
+    if (
+        parts.scheme not in ("http", "unix", "https", "unixs")
+        or parts.port is None
+        or not parts.hostname
+    ):
         raise StartError(f"cannot listen for clients on {url}")
     address = f"{parts.hostname}:{parts.port}"
     if ":" in parts.hostname:
         address = f"[{parts.hostname}]:{parts.port}"
     try:
-        port = server.add_insecure_port(address)
+        if parts.scheme in ("https", "unixs"):
+            # tls.build refused https without a certificate, as etcd does.
+            assert client_tls is not None
+            port = server.add_secure_port(address, client_tls.credentials)
+        else:
+            port = server.add_insecure_port(address)
     except RuntimeError as exc:
         raise StartError(
             f"cannot listen for clients on {url}: address already in use or not available ({exc})"
@@ -410,6 +466,8 @@ def _bind(server: grpc.aio.Server, url: str, config: ServerConfig) -> None:
 
 async def _shutdown(parts: _Parts) -> None:
     """Stop what was started, in reverse dependency order; every step runs even if one fails."""
+    if parts.http is not None:
+        await parts.http.close()
     if parts.server is not None:
         with contextlib.suppress(Exception):
             await parts.server.stop(GRPC_STOP_GRACE_S)

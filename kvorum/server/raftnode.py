@@ -244,6 +244,7 @@ class RaftNode:
         self._stopped = False
         self.failure: BaseException | None = None
         self.heartbeat_late_count = 0  # late leader ticks, for a metrics counter
+        self.proposals_failed_count = 0  # timed out or dropped, for a metrics counter
         self._heartbeat_warned_s = float("-inf")
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -454,6 +455,7 @@ class RaftNode:
             async with asyncio.timeout_at(deadline):
                 return await future
         except TimeoutError:
+            self.proposals_failed_count += 1
             raise self._timeout_error(started_s) from None
         finally:
             self.wait.cancel(request_id)  # a no-op once triggered
@@ -575,6 +577,7 @@ class RaftNode:
                 else:
                     raw.propose_conf_change(p.conf_change)
             except CoreProposalDroppedError as exc:
+                self.proposals_failed_count += 1
                 wait.fail(p.request_id, self._dropped_error(exc))
         if proposals:
             self._wake()  # the rest goes with the next Ready

@@ -42,8 +42,10 @@ __all__ = [
     "SIZES",
     "Cluster",
     "ClusterStartError",
+    "ClusterTLS",
     "CtlResult",
     "Member",
+    "MemberHost",
     "MemberSpec",
     "binary_for",
 ]
@@ -100,7 +102,11 @@ class CtlResult(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class MemberSpec:
-    """Everything that identifies one member across restarts: name, ports and paths."""
+    """Everything that identifies one member across restarts: name, ports and paths.
+
+    By default a member listens on loopback in the caller's network namespace; a fault test
+    may instead run it inside ``netns`` (via ``ip netns exec``) on addresses of its own.
+    """
 
     index: int
     name: str
@@ -108,27 +114,96 @@ class MemberSpec:
     peer_port: int
     data_dir: Path
     log_path: Path
+    client_host: str = LOOPBACK
+    peer_host: str = LOOPBACK
+    netns: str | None = None
+    client_scheme: str = "http"
+    peer_scheme: str = "http"
 
     @property
     def client_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.client_port}"
+        return f"{self.client_scheme}://{self.client_host}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.peer_port}"
+        return f"{self.peer_scheme}://{self.peer_host}:{self.peer_port}"
 
     @property
     def client_address(self) -> str:
         """``host:port`` as gRPC dials it."""
-        return f"{LOOPBACK}:{self.client_port}"
+        return f"{self.client_host}:{self.client_port}"
+
+
+class MemberHost(NamedTuple):
+    """Where one member runs: a network namespace (None: the caller's) and the addresses its
+    client and peer URLs listen on, which must be reachable from the caller's namespace
+    (clients) and from the other members (peers)."""
+
+    netns: str | None
+    client_host: str
+    peer_host: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterTLS:
+    """TLS for a cluster's members, as etcd's security guide sets it up: one CA, one server
+    certificate (valid for the members' addresses) used on the links chosen, and a client
+    certificate for ``etcdctl`` and the launcher's own health checks.
+
+    ``client``/``peer`` switch TLS on for that link (``https://`` URLs); ``client_cert_auth``
+    and ``peer_client_cert_auth`` add etcd's ``--client-cert-auth`` / ``--peer-client-cert-auth``.
+    """
+
+    ca_file: str
+    cert_file: str
+    key_file: str
+    client_cert_file: str
+    client_key_file: str
+    client: bool = True
+    peer: bool = True
+    client_cert_auth: bool = True
+    peer_client_cert_auth: bool = True
+
+    def member_flags(self) -> list[str]:
+        flags: list[str] = []
+        if self.client:
+            flags += ["-cert-file", self.cert_file, "-key-file", self.key_file]
+            flags += ["-trusted-ca-file", self.ca_file]
+            if self.client_cert_auth:
+                flags.append("-client-cert-auth")
+        if self.peer:
+            flags += ["-peer-cert-file", self.cert_file, "-peer-key-file", self.key_file]
+            flags += ["-peer-trusted-ca-file", self.ca_file]
+            if self.peer_client_cert_auth:
+                flags.append("-peer-client-cert-auth")
+        return flags
+
+    def etcdctl_flags(self) -> list[str]:
+        if not self.client:
+            return []
+        return [
+            f"--cacert={self.ca_file}",
+            f"--cert={self.client_cert_file}",
+            f"--key={self.client_key_file}",
+        ]
+
+    def channel_credentials(self) -> Any:
+        return grpc.ssl_channel_credentials(
+            root_certificates=Path(self.ca_file).read_bytes(),
+            private_key=Path(self.client_key_file).read_bytes(),
+            certificate_chain=Path(self.client_cert_file).read_bytes(),
+        )
 
 
 class Member:
     """One member process of a ``Cluster``: its spec, command line and current process."""
 
-    def __init__(self, spec: MemberSpec, command: Sequence[str]) -> None:
+    def __init__(
+        self, spec: MemberSpec, command: Sequence[str], tls: ClusterTLS | None = None
+    ) -> None:
         self.spec = spec
         self.command: tuple[str, ...] = tuple(command)
+        self._tls = tls
         self._proc: subprocess.Popen[bytes] | None = None
         self._paused = False
         self._channel: Any = None
@@ -192,6 +267,10 @@ class Member:
         return rpc_pb2_grpc.KVStub(self._get_channel())  # type: ignore[no-untyped-call]
 
     def _get_channel(self) -> Any:
+        if self._channel is None and self._tls is not None and self._tls.client:
+            self._channel = grpc.secure_channel(
+                self.spec.client_address, self._tls.channel_credentials(), options=_CHANNEL_OPTIONS
+            )
         if self._channel is None:
             self._channel = grpc.insecure_channel(
                 self.spec.client_address, options=_CHANNEL_OPTIONS
@@ -270,7 +349,9 @@ class Cluster:
     ``binary`` is one path (``"/usr/bin/etcd"``) or an argv prefix (``[".venv/bin/kvorum"]``);
     the etcd flags follow it. Members are named ``infra0``..``infraN-1`` with data dirs
     ``<base_dir>/infraI.etcd`` and logs ``<base_dir>/infraI.log``. ``extra_flags`` are appended to
-    every member's command line, ``env`` is added to every member's environment.
+    every member's command line, ``env`` is added to every member's environment. ``tls``
+    (a :class:`ClusterTLS`) starts the members with TLS on the links it names; the health
+    checks and ``etcdctl()`` then use its CA and client certificate.
     """
 
     def __init__(
@@ -284,6 +365,8 @@ class Cluster:
         start_timeout_s: float = START_TIMEOUT_S,
         stop_timeout_s: float = STOP_TIMEOUT_S,
         etcdctl_path: str = ETCDCTL,
+        member_hosts: Sequence[MemberHost] | None = None,
+        tls: ClusterTLS | None = None,
     ) -> None:
         if size not in SIZES:
             raise ValueError(f"size must be one of {SIZES}, got {size}")
@@ -297,6 +380,12 @@ class Cluster:
         self.start_timeout_s = start_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.etcdctl_path = etcdctl_path
+        if member_hosts is not None and len(member_hosts) != size:
+            raise ValueError(f"member_hosts names {len(member_hosts)} members, size is {size}")
+        self.member_hosts: tuple[MemberHost, ...] | None = (
+            None if member_hosts is None else tuple(member_hosts)
+        )
+        self.tls = tls
         self._members: list[Member] = []
         self._allocate()
 
@@ -312,15 +401,33 @@ class Cluster:
                 peer_port=ports[2 * i + 1],
                 data_dir=self.base_dir / f"infra{i}.etcd",
                 log_path=self.base_dir / f"infra{i}.log",
+                **self._host_fields(i),
+                **self._scheme_fields(),
             )
             for i in range(self.size)
         ]
-        self._members = [Member(spec, self._command_line(spec, specs)) for spec in specs]
+        self._members = [Member(spec, self._command_line(spec, specs), self.tls) for spec in specs]
+
+    def _scheme_fields(self) -> dict[str, str]:
+        tls = self.tls
+        return {
+            "client_scheme": "https" if tls is not None and tls.client else "http",
+            "peer_scheme": "https" if tls is not None and tls.peer else "http",
+        }
+
+    def _host_fields(self, index: int) -> dict[str, Any]:
+        if self.member_hosts is None:
+            return {}
+        host = self.member_hosts[index]
+        return {"netns": host.netns, "client_host": host.client_host, "peer_host": host.peer_host}
 
     def _command_line(self, spec: MemberSpec, specs: Sequence[MemberSpec]) -> list[str]:
         """etcd's clustering guide, static bootstrap, single-dash form, plus ``-data-dir``."""
         initial_cluster = ",".join(f"{s.name}={s.peer_url}" for s in specs)
+        # `ip netns exec` execs the member in place: the pid it is given is the member's own.
+        in_netns = ["ip", "netns", "exec", spec.netns] if spec.netns is not None else []
         return [
+            *in_netns,
             *self.binary,
             "-name", spec.name,
             "-initial-advertise-peer-urls", spec.peer_url,
@@ -331,6 +438,7 @@ class Cluster:
             "-initial-cluster", initial_cluster,
             "-initial-cluster-state", "new",
             "-data-dir", str(spec.data_dir),
+            *(self.tls.member_flags() if self.tls is not None else []),
             *self.extra_flags,
         ]  # fmt: skip
 
@@ -416,11 +524,14 @@ class Cluster:
             m._wait(self.stop_timeout_s)
             m._close_channel()
 
-    def restart(self, index: int, *, wait: bool = True) -> Member:
+    def restart(
+        self, index: int, *, wait: bool = True, env: Mapping[str, str] | None = None
+    ) -> Member:
         """Start member ``index`` again with the same command line and data dir.
 
         A running member is stopped first (SIGTERM, then SIGKILL). With ``wait``, returns once
-        the member serves a linearizable read again.
+        the member serves a linearizable read again. ``env`` is added to the cluster's
+        environment for this start only (a fault test arms one member's failpoints so).
         """
         m = self._members[index]
         if m.running:
@@ -429,7 +540,7 @@ class Cluster:
             if not m._wait(self.stop_timeout_s):
                 m._signal(signal.SIGKILL)
                 m._wait(self.stop_timeout_s)
-        m._spawn(self.env)
+        m._spawn({**self.env, **(env or {})})
         if wait:
             failed = self._wait_healthy([index], self.start_timeout_s)
             if failed is not None:
@@ -563,7 +674,12 @@ class Cluster:
         run_env.update(env or {})
         data = stdin.encode() if isinstance(stdin, str) else stdin
         done = subprocess.run(
-            [self.etcdctl_path, f"--endpoints={','.join(urls)}", *args],
+            [
+                self.etcdctl_path,
+                f"--endpoints={','.join(urls)}",
+                *(self.tls.etcdctl_flags() if self.tls is not None else []),
+                *args,
+            ],
             input=data if data is not None else b"",
             capture_output=True,
             env=run_env,

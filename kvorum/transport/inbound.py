@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,11 @@ from kvorum.transport.wire import (
     frame_header,
 )
 
-__all__ = ["Listener"]
+__all__ = ["AcceptPeerCert", "Listener"]
+
+AcceptPeerCert = Callable[[dict[str, Any] | None, str], Awaitable[bool]]
+"""Decides, after a TLS handshake, whether the verified peer may talk raft (its certificate's
+common name, the addresses it names); it gets ``SSLObject.getpeercert()`` and the remote IP."""
 
 
 @dataclass(slots=True)
@@ -63,8 +67,10 @@ class Listener:
         on_message: Callable[[Message], None],
         logger: Logger,
         log_limiter: RateLimiter,
+        accept_peer_cert: AcceptPeerCert | None = None,
     ) -> None:
         self._member_id = member_id
+        self._accept_peer_cert = accept_peer_cert
         self._cluster_id = cluster_id
         self._limits = limits
         self._server_ssl = server_ssl
@@ -125,6 +131,8 @@ class Listener:
         assert task is not None
         self._handlers[task] = writer
         try:
+            if self._accept_peer_cert is not None and not await self._peer_cert_accepted(writer):
+                return
             await self._serve(reader, writer)
         except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
             self._logger.debug("peer connection from %s ended: %r", _peer_name(writer), exc)
@@ -133,6 +141,19 @@ class Listener:
         finally:
             self._handlers.pop(task, None)
             writer.close()
+
+    async def _peer_cert_accepted(self, writer: asyncio.StreamWriter) -> bool:
+        ssl_object = writer.get_extra_info("ssl_object")
+        if self._accept_peer_cert is None or ssl_object is None:
+            return True
+        if await self._accept_peer_cert(ssl_object.getpeercert(), _peer_host(writer)):
+            return True
+        self._warn_limited(
+            ("bad-cert", _peer_host(writer)),
+            "refused a peer connection from %s: its certificate is not allowed",
+            _peer_name(writer),
+        )
+        return False
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         limits = self._limits

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from kvorum.raft.types import Logger, Message
 from kvorum.transport.backoff import RateLimiter
-from kvorum.transport.inbound import Listener
+from kvorum.transport.inbound import AcceptPeerCert, Listener
 from kvorum.transport.info import fetch_cluster_info
 from kvorum.transport.limits import TransportLimits
 from kvorum.transport.outbound import OutboundContext, Peer, PeerStats
@@ -50,6 +50,7 @@ class PeerTransport:
         rng: random.Random | None = None,
         server_ssl: ssl.SSLContext | None = None,
         client_ssl: ssl.SSLContext | None = None,
+        accept_peer_cert: AcceptPeerCert | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.member_id = member_id
@@ -80,6 +81,7 @@ class PeerTransport:
             on_message,
             self._logger,
             log_limiter,
+            accept_peer_cert,
         )
         self._peers: dict[int, Peer] = {}
         # Connection tasks of removed peers, still finishing their cancellation.
