@@ -1,17 +1,19 @@
 """Exceptions -> etcd's gRPC status (code and text): the one table the servicers map through.
 
 Clients branch on etcd's exact texts and codes (`rpctypes` in etcd 3.4), so no servicer spells
-a message itself. Four families of exceptions reach the API layer:
+a message itself. Five families of exceptions reach the API layer:
 
 * `kvorum.mvcc.errors.MvccError` -- each class carries its wire code and text in `spec`
   (the table `kvorum.mvcc.ERRORS` lists them);
 * `kvorum.lease.errors.LeaseError` -- the lessor's errors, declared the same way
   (`kvorum.lease.ERRORS`; "lease not found" is mvcc's class, shared);
+* `kvorum.auth.errors.AuthError` -- the auth store's errors, declared the same way
+  (`kvorum.auth.ERRORS`);
 * `kvorum.server.errors.ServerError` -- the member's errors (no leader, timeouts, ...);
 * `ApiError` below -- request checks done here before anything is proposed, and the errors
   of membership, alarms and leadership transfer that have no class elsewhere yet.
 
-`STATUS_TABLE` is built from what the classes of all four families declare; `status_of`
+`STATUS_TABLE` is built from what the classes of all five families declare; `status_of`
 looks an exception's class up in it. Anything else maps to UNKNOWN with its own text, as etcd
 does for an error it has no translation for, and is logged.
 """
@@ -24,6 +26,7 @@ from typing import ClassVar, NoReturn
 
 import grpc
 
+from kvorum.auth.errors import AuthError
 from kvorum.lease.errors import LeaseError
 from kvorum.mvcc.errors import DuplicateKeyError, ErrorSpec, MvccError
 from kvorum.server import errors as server_errors
@@ -208,8 +211,8 @@ def _spec(code_name: str, text: str) -> StatusSpec:
 
 
 def _declared(cls: type[BaseException]) -> StatusSpec | None:
-    """The status a class declares itself, if it belongs to one of the four families."""
-    if issubclass(cls, MvccError | LeaseError):
+    """The status a class declares itself, if it belongs to one of the five families."""
+    if issubclass(cls, MvccError | LeaseError | AuthError):
         # The base classes declare no spec; only their concrete errors do.
         mvcc_spec: ErrorSpec | None = getattr(cls, "spec", None)
         return None if mvcc_spec is None else _spec(mvcc_spec.grpc_code, mvcc_spec.grpc_text)
@@ -223,10 +226,11 @@ def _build_table() -> dict[type[BaseException], StatusSpec]:
     pending: list[type[BaseException]] = [
         MvccError,
         LeaseError,
+        AuthError,
         ApiError,
         server_errors.ServerError,
     ]
-    while pending:  # every class of the four families defined so far, however deep
+    while pending:  # every class of the five families defined so far, however deep
         cls = pending.pop()
         spec = _declared(cls)
         if spec is not None:
@@ -235,7 +239,7 @@ def _build_table() -> dict[type[BaseException], StatusSpec]:
     return table
 
 
-#: exception class -> wire status, for every class of the four families. A class defined
+#: exception class -> wire status, for every class of the five families. A class defined
 #: after this module was imported (a later server error) is added when first seen.
 STATUS_TABLE: dict[type[BaseException], StatusSpec] = _build_table()
 

@@ -7,8 +7,7 @@ large as gRPC allows (math.MaxInt32). Streams per connection and keepalive follo
 Watch is served when the caller passes the member's `WatchService`, Lease when it passes a
 `LeaseMember`, and Lock and Election (built on KV, Lease and Watch, as etcd builds them) when
 it passes both. The caller binds the listeners (`add_insecure_port` / `add_secure_port`) and
-starts the server; servicers of other packages (Auth, ...) are added with `add_*_to_server`
-before.
+starts the server. Auth is served when the caller passes an `AuthMember`.
 """
 
 from __future__ import annotations
@@ -19,13 +18,14 @@ from typing import Any
 
 import grpc
 
+from kvorum.api.auth import AuthInterceptor, AuthServicer
 from kvorum.api.cluster import ClusterServicer
 from kvorum.api.election import ElectionServicer
 from kvorum.api.kv import KVServicer
 from kvorum.api.lease import LeaseServicer
 from kvorum.api.lock import LocalClient, LockServicer
 from kvorum.api.maintenance import MaintenanceServicer
-from kvorum.api.member import LeaseMember, Member
+from kvorum.api.member import AuthMember, LeaseMember, Member
 from kvorum.api.pb.etcdserverpb import rpc_pb2_grpc
 from kvorum.api.pb.v3electionpb import v3election_pb2_grpc
 from kvorum.api.pb.v3lockpb import v3lock_pb2_grpc
@@ -107,9 +107,10 @@ def add_servicers(
     options: GrpcOptions,
     watch: WatchService | None = None,
     lease: LeaseMember | None = None,
+    auth: AuthMember | None = None,
 ) -> None:
     """Register KV, Cluster and Maintenance for `member` on `server`, Watch over `watch`
-    and Lease over `lease` when given, Lock and Election when both are."""
+    and Lease over `lease` when given, Lock and Election when both are, Auth over `auth`."""
     rpc_pb2_grpc.add_KVServicer_to_server(KVServicer(member, options.limits), server)  # type: ignore[no-untyped-call]
     rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterServicer(member), server)  # type: ignore[no-untyped-call]
     rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceServicer(member), server)  # type: ignore[no-untyped-call]
@@ -121,6 +122,8 @@ def add_servicers(
         local = LocalClient(member, lease, watch, options.limits)
         v3lock_pb2_grpc.add_LockServicer_to_server(LockServicer(local), server)  # type: ignore[no-untyped-call]
         v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionServicer(local), server)  # type: ignore[no-untyped-call]
+    if auth is not None:
+        rpc_pb2_grpc.add_AuthServicer_to_server(AuthServicer(auth), server)  # type: ignore[no-untyped-call]
 
 
 def build_server(
@@ -130,14 +133,18 @@ def build_server(
     extra_options: Sequence[tuple[str, Any]] = (),
     watch: WatchService | None = None,
     lease: LeaseMember | None = None,
+    auth: AuthMember | None = None,
     interceptors: Sequence[Any] = (),
 ) -> grpc.aio.Server:
     """A `grpc.aio` server (not yet bound or started) serving KV, Cluster, Maintenance, and
     Watch and Lease when `watch` and `lease` are given (Lock and Election with both);
-    `interceptors` wrap every RPC (the metrics interceptor)."""
+    Auth when `auth` is; `interceptors` wrap every RPC (the metrics interceptor)."""
     opts = options or GrpcOptions()
+    # With Auth served, every other call is checked in one place (the auth interceptor).
+    checks = [AuthInterceptor(auth)] if auth is not None else []
     server = grpc.aio.server(
-        options=[*channel_options(opts), *extra_options], interceptors=list(interceptors)
+        options=[*channel_options(opts), *extra_options],
+        interceptors=[*interceptors, *checks],
     )
-    add_servicers(server, member, opts, watch, lease)
+    add_servicers(server, member, opts, watch, lease, auth)
     return server

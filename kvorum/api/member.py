@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from kvorum.auth import AuthInfo, AuthStore, Permission
 from kvorum.lease import TimeToLive
 from kvorum.mvcc import (
     DeleteRangeRequest,
@@ -32,6 +33,7 @@ __all__ = [
     "AlarmAction",
     "AlarmMember",
     "AlarmType",
+    "AuthMember",
     "HashKV",
     "Header",
     "LeaseMember",
@@ -225,3 +227,68 @@ class LeaseMember(Protocol):
     async def lease_time_to_live(self, lease_id: int, keys: bool) -> TimeToLive: ...
 
     async def lease_leases(self) -> tuple[int, ...]: ...
+
+
+class AuthMember(Protocol):
+    """What the Auth servicer asks of the member (etcd's Auth service; a separate Protocol).
+
+    `who` is the user the request's token names (None: no token given); management calls
+    need the root role while auth is enabled, checked where the request is applied (writes)
+    or served (reads), with etcd's errors (`kvorum.auth.errors`).
+    """
+
+    def header(self) -> Header: ...
+
+    @property
+    def auth(self) -> AuthStore | None:
+        """The auth state the API layer checks calls against (None: auth is not served)."""
+        ...
+
+    async def auth_info(self, token: str | None) -> AuthInfo | None:
+        """Who a token names (None for no token), once this member has applied the entry
+        that issued it; a token that names nobody raises `InvalidAuthTokenError`."""
+        ...
+
+    async def auth_enable(self, who: AuthInfo | None) -> None: ...
+
+    async def auth_disable(self, who: AuthInfo | None) -> None: ...
+
+    async def authenticate(self, name: str, password: str) -> str:
+        """Check the password and issue a token for `name`."""
+        ...
+
+    async def user_add(
+        self, who: AuthInfo | None, name: str, password: str, no_password: bool
+    ) -> None: ...
+
+    async def user_get(self, who: AuthInfo | None, name: str) -> tuple[str, ...]:
+        """The user's roles."""
+        ...
+
+    async def user_list(self, who: AuthInfo | None) -> tuple[str, ...]: ...
+
+    async def user_delete(self, who: AuthInfo | None, name: str) -> None: ...
+
+    async def user_change_password(
+        self, who: AuthInfo | None, name: str, password: str
+    ) -> None: ...
+
+    async def user_grant_role(self, who: AuthInfo | None, user: str, role: str) -> None: ...
+
+    async def user_revoke_role(self, who: AuthInfo | None, name: str, role: str) -> None: ...
+
+    async def role_add(self, who: AuthInfo | None, name: str) -> None: ...
+
+    async def role_get(self, who: AuthInfo | None, role: str) -> tuple[Permission, ...]: ...
+
+    async def role_list(self, who: AuthInfo | None) -> tuple[str, ...]: ...
+
+    async def role_delete(self, who: AuthInfo | None, role: str) -> None: ...
+
+    async def role_grant_permission(
+        self, who: AuthInfo | None, name: str, permission: Permission
+    ) -> None: ...
+
+    async def role_revoke_permission(
+        self, who: AuthInfo | None, role: str, key: bytes, range_end: bytes
+    ) -> None: ...

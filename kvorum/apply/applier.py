@@ -1,4 +1,4 @@
-"""Committed raft entries -> mvcc, lessor, membership and alarms, in log order, exactly once.
+"""Committed raft entries -> mvcc, lessor, auth, membership and alarms, in log order, once.
 
 Invariants:
 
@@ -16,6 +16,11 @@ Invariants:
   member refuses puts, txns with puts and lease grants alike.
 * One batch. All writes of an `apply` call go into the backend's open batch transaction;
   `BatchTx`'s policy commits it (count or interval), checked once per call.
+
+Auth: a client's request arrives wrapped in `AsUser` while auth is enabled; writes (put,
+delete, txn, lease revoke) are checked against the auth state the entry sees and auth
+management needs the root role (`_check_permissions`, `_admin`), so every member refuses the
+same entries with the same error.
 
 Compaction is scheduled by its entry (reads below it fail at once) and carried out in bounded
 steps by `do_background_work`, which the server interleaves with applying; a `physical`
@@ -56,7 +61,26 @@ from kvorum.apply.requests import (
     LeaseRevokeResponse,
     MemberAttrSetRequest,
     MembersResponse,
+    Request,
     Response,
+)
+from kvorum.auth import AuthError, AuthInfo, AuthStore
+from kvorum.auth.check import check_needs, needs_of, revoke_needs
+from kvorum.auth.requests import (
+    AsUser,
+    AuthDisableRequest,
+    AuthEnableRequest,
+    AuthenticateRequest,
+    AuthResponse,
+    RoleAddRequest,
+    RoleDeleteRequest,
+    RoleGrantPermissionRequest,
+    RoleRevokePermissionRequest,
+    UserAddRequest,
+    UserChangePasswordRequest,
+    UserDeleteRequest,
+    UserGrantRoleRequest,
+    UserRevokeRoleRequest,
 )
 from kvorum.backend import Backend
 from kvorum.lease import LeaseError, LeaseStore, Lessor
@@ -111,7 +135,14 @@ ApplyResult = Response | Exception
 ConfChangeApplier = Callable[[ConfChange], ConfState]
 
 #: the errors that are answers, not failures: identical on every member for the same entry.
-_ANSWER_ERRORS: Final = (MvccError, LeaseError, MembershipError, ApplyError, PayloadError)
+_ANSWER_ERRORS: Final = (
+    MvccError,
+    LeaseError,
+    MembershipError,
+    ApplyError,
+    PayloadError,
+    AuthError,
+)
 
 
 @dataclass(slots=True)
@@ -151,6 +182,7 @@ class Applier:
         alarms: AlarmStore,
         *,
         lessor: Lessor | None = None,
+        auth: AuthStore | None = None,
         apply_conf_change: ConfChangeApplier | None = None,
         quota_bytes: int = 0,
         compact_step_revisions: int = DEFAULT_COMPACT_BATCH,
@@ -159,7 +191,8 @@ class Applier:
         """`kv` must have been built with `lease_exists=lessor.exists` when a lessor is given
         (mvcc refuses puts naming unknown leases through that hook). Without a lessor, lease
         requests and puts naming a lease are refused with etcd's "lease not found".
-        `clock` feeds lease expiry on the primary only; it never reaches the stored state."""
+        `clock` feeds lease expiry on the primary only; it never reaches the stored state.
+        `auth` is the auth store auth requests apply to (default: one over `backend`)."""
         if compact_step_revisions < 1:
             raise ValueError("compact_step_revisions must be >= 1")
         self._backend = backend
@@ -167,6 +200,10 @@ class Applier:
         self._membership = membership
         self._alarms = alarms
         self._lessor = lessor
+        self.auth = auth if auth is not None else AuthStore(backend)
+        #: who sent the request being applied (an `AsUser` entry), and that entry's index.
+        self._auth_info: AuthInfo | None = None
+        self._entry_index = 0
         self._apply_conf_change_cb = apply_conf_change
         self.quota_bytes = DEFAULT_QUOTA_BYTES if quota_bytes == 0 else quota_bytes
         self._compact_step_revisions = compact_step_revisions
@@ -187,6 +224,18 @@ class Applier:
             AlarmRequest: self._alarm,
             MemberAttrSetRequest: self._member_attr_set,
             ClusterVersionSetRequest: self._cluster_version_set,
+            AuthEnableRequest: self._auth_enable,
+            AuthDisableRequest: self._auth_disable,
+            AuthenticateRequest: self._authenticate,
+            UserAddRequest: self._user_add,
+            UserDeleteRequest: self._user_delete,
+            UserChangePasswordRequest: self._user_change_password,
+            UserGrantRoleRequest: self._user_grant_role,
+            UserRevokeRoleRequest: self._user_revoke_role,
+            RoleAddRequest: self._role_add,
+            RoleDeleteRequest: self._role_delete,
+            RoleGrantPermissionRequest: self._role_grant_permission,
+            RoleRevokePermissionRequest: self._role_revoke_permission,
         }
         self._batch: ApplyBatch = ApplyBatch(self._applied_index)
 
@@ -208,10 +257,11 @@ class Applier:
         return self._corrupt
 
     def reload(self) -> None:
-        """Re-read the applied index and the alarms from the backend (after a batch abort;
-        reload the mvcc store too)."""
+        """Re-read the applied index, the alarms and the auth store from the backend (after a
+        batch abort; reload the mvcc store too)."""
         self._applied_index, _term = self._backend.consistent_index()
         self._reload_alarms()
+        self.auth.reload()
 
     def restore(self) -> int:
         """Reload everything cached above the backend after its file was replaced wholesale
@@ -277,12 +327,21 @@ class Applier:
         except PayloadError as exc:
             logger.error("apply: entry %d: %s; answered with the error", entry.index, exc)
             return envelope.request_id, exc
+        self._entry_index = entry.index
+        self._auth_info = None
+        if isinstance(request, AsUser):
+            self._auth_info = request.auth_info
+            request = request.request
         try:
+            if self._auth_info is not None:
+                self._check_permissions(request)
             if isinstance(request, CompactRequest):
                 return envelope.request_id, self._compact(envelope.request_id, request)
             return envelope.request_id, self._handlers[type(request)](request)
         except _ANSWER_ERRORS as exc:
             return envelope.request_id, exc
+        finally:
+            self._auth_info = None
 
     # --- kv -------------------------------------------------------------------------------
 
@@ -440,6 +499,80 @@ class Applier:
         except ValueError:
             return  # it was rejected when first applied, whatever the record says
         self._apply_conf_change_cb(cc)
+
+    # --- auth -----------------------------------------------------------------------------
+    # Every management request needs the root role while auth is enabled, checked here against
+    # the state this entry sees, so all members decide alike (etcd's needAdminPermission).
+
+    def _lease_keys(self, lease_id: int) -> tuple[bytes, ...]:
+        if self._lessor is None or not self._lessor.exists(lease_id):
+            return ()
+        return self._lessor.keys(lease_id)
+
+    def _check_permissions(self, request: Request) -> None:
+        """A client's write may touch only what its user may write (and read what it reads
+        back), judged against the auth state this entry sees, with the auth revision its
+        user was checked at (etcd's authApplierV3). Internal writes (lease expiry) carry no
+        user and are not checked."""
+        if isinstance(request, PutRequest | DeleteRangeRequest | TxnRequest):
+            needs = needs_of(request, self._lease_keys)
+        elif isinstance(request, LeaseRevokeRequest):
+            needs = revoke_needs(request.lease_id, self._lease_keys)
+        else:
+            return
+        check_needs(self.auth, self._auth_info, needs)
+
+    def _admin(self) -> AuthStore:
+        self.auth.check_admin(self._auth_info)
+        return self.auth
+
+    def _auth_enable(self, _req: AuthEnableRequest) -> AuthResponse:
+        self._admin().auth_enable()
+        return AuthResponse()
+
+    def _auth_disable(self, _req: AuthDisableRequest) -> AuthResponse:
+        self._admin().auth_disable()
+        return AuthResponse()
+
+    def _authenticate(self, req: AuthenticateRequest) -> AuthResponse:
+        # The token's suffix is this entry's index: the same token on every member.
+        return AuthResponse(self.auth.authenticate(req.name, req.token_prefix, self._entry_index))
+
+    def _user_add(self, req: UserAddRequest) -> AuthResponse:
+        self._admin().user_add(req.name, req.password_hash, req.no_password)
+        return AuthResponse()
+
+    def _user_delete(self, req: UserDeleteRequest) -> AuthResponse:
+        self._admin().user_delete(req.name)
+        return AuthResponse()
+
+    def _user_change_password(self, req: UserChangePasswordRequest) -> AuthResponse:
+        self._admin().user_change_password(req.name, req.password_hash)
+        return AuthResponse()
+
+    def _user_grant_role(self, req: UserGrantRoleRequest) -> AuthResponse:
+        self._admin().user_grant_role(req.user, req.role)
+        return AuthResponse()
+
+    def _user_revoke_role(self, req: UserRevokeRoleRequest) -> AuthResponse:
+        self._admin().user_revoke_role(req.name, req.role)
+        return AuthResponse()
+
+    def _role_add(self, req: RoleAddRequest) -> AuthResponse:
+        self._admin().role_add(req.name)
+        return AuthResponse()
+
+    def _role_delete(self, req: RoleDeleteRequest) -> AuthResponse:
+        self._admin().role_delete(req.role)
+        return AuthResponse()
+
+    def _role_grant_permission(self, req: RoleGrantPermissionRequest) -> AuthResponse:
+        self._admin().role_grant_permission(req.name, req.permission)
+        return AuthResponse()
+
+    def _role_revoke_permission(self, req: RoleRevokePermissionRequest) -> AuthResponse:
+        self._admin().role_revoke_permission(req.role, req.key, req.range_end)
+        return AuthResponse()
 
     # --- background work ------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Format: ``op tag (1 byte) || body``. The body is the etcd protobuf request of th
 serialized (`etcdserverpb.PutRequest`, `TxnRequest`, ... ; `Member` for a MemberAttrSet), or the
 UTF-8 version string for a ClusterVersionSet. This plays the part of etcd's
 `InternalRaftRequest`; its header (request id) is the envelope's (`kvorum.server.envelope`), and
-auth fields will join when auth does (tags are reserved below).
+the user a request is sent as (etcd's header username and auth revision) is an `AS_USER`
+payload wrapped around the request's own (see `encode_payload`).
 
 Every member decodes the very bytes the leader replicated, so what they apply is the same by
 construction; decoding is strict (unknown tag, corrupt protobuf, unknown fields or enum values
@@ -17,12 +18,14 @@ version, as etcd gates its features.)
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from kvorum.api.pb.authpb import auth_pb2
 from kvorum.api.pb.etcdserverpb import rpc_pb2
 from kvorum.apply.requests import (
     AlarmRequest,
@@ -33,6 +36,23 @@ from kvorum.apply.requests import (
     MemberAttrSetRequest,
     Request,
 )
+from kvorum.auth.requests import (
+    AsUser,
+    AuthDisableRequest,
+    AuthEnableRequest,
+    AuthenticateRequest,
+    RoleAddRequest,
+    RoleDeleteRequest,
+    RoleGrantPermissionRequest,
+    RoleRevokePermissionRequest,
+    UserAddRequest,
+    UserChangePasswordRequest,
+    UserDeleteRequest,
+    UserGrantRoleRequest,
+    UserRevokeRoleRequest,
+)
+from kvorum.auth.tokens import TOKEN_PREFIX_LENGTH
+from kvorum.auth.types import AuthInfo, Permission, PermType
 from kvorum.membership.types import AlarmAction, AlarmType
 from kvorum.mvcc.types import (
     Compare,
@@ -74,7 +94,23 @@ class Op(enum.IntEnum):
     ALARM = 7
     MEMBER_ATTR_SET = 8
     CLUSTER_VERSION_SET = 9
-    # Reserved, not yet implemented: 10 lease checkpoint; 32-63 auth requests.
+    # Reserved, not yet implemented: 10 lease checkpoint.
+    # --- auth (32-63) ---
+    #: u64 auth revision || u16 user name length || user name || the wrapped payload.
+    AS_USER = 32
+    AUTH_ENABLE = 33
+    AUTH_DISABLE = 34
+    #: 16 ASCII letters of token prefix || user name (the password never enters the log).
+    AUTHENTICATE = 35
+    USER_ADD = 36
+    USER_DELETE = 37
+    USER_CHANGE_PASSWORD = 38
+    USER_GRANT_ROLE = 39
+    USER_REVOKE_ROLE = 40
+    ROLE_ADD = 41
+    ROLE_DELETE = 42
+    ROLE_GRANT_PERMISSION = 43
+    ROLE_REVOKE_PERMISSION = 44
 
 
 class PayloadError(ValueError):
@@ -127,7 +163,70 @@ def encode_payload(req: Request) -> bytes:
     if isinstance(req, MemberAttrSetRequest):
         msg = rpc_pb2.Member(ID=req.member_id, name=req.name, clientURLs=req.client_urls)
         return bytes([Op.MEMBER_ATTR_SET]) + msg.SerializeToString()
-    return bytes([Op.CLUSTER_VERSION_SET]) + req.version.encode()
+    if isinstance(req, ClusterVersionSetRequest):
+        return bytes([Op.CLUSTER_VERSION_SET]) + req.version.encode()
+    if isinstance(req, AsUser):
+        if isinstance(req.request, AsUser):
+            raise TypeError("AsUser cannot wrap AsUser")
+        name = req.auth_info.username.encode()
+        head = _AS_USER_HEAD.pack(req.auth_info.revision, len(name))
+        return bytes([Op.AS_USER]) + head + name + encode_payload(req.request)
+    return _encode_auth(req)
+
+
+# --- auth ----------------------------------------------------------------------------------
+
+_AS_USER_HEAD = struct.Struct(">QH")
+
+
+def _encode_auth(req: Request) -> bytes:
+    if isinstance(req, AuthenticateRequest):
+        prefix = req.token_prefix.encode("ascii")
+        if len(prefix) != TOKEN_PREFIX_LENGTH:
+            raise ValueError(f"token prefix must be {TOKEN_PREFIX_LENGTH} letters")
+        return bytes([Op.AUTHENTICATE]) + prefix + req.name.encode()
+    op, msg = _auth_pb(req)
+    return bytes([op]) + msg.SerializeToString()
+
+
+def _auth_pb(req: Request) -> tuple[Op, Message]:
+    if isinstance(req, AuthEnableRequest):
+        return Op.AUTH_ENABLE, rpc_pb2.AuthEnableRequest()
+    if isinstance(req, AuthDisableRequest):
+        return Op.AUTH_DISABLE, rpc_pb2.AuthDisableRequest()
+    if isinstance(req, UserAddRequest):
+        return Op.USER_ADD, rpc_pb2.AuthUserAddRequest(
+            name=req.name,
+            hashedPassword=req.password_hash.decode("ascii"),
+            options=auth_pb2.UserAddOptions(no_password=req.no_password),
+        )
+    if isinstance(req, UserDeleteRequest):
+        return Op.USER_DELETE, rpc_pb2.AuthUserDeleteRequest(name=req.name)
+    if isinstance(req, UserChangePasswordRequest):
+        return Op.USER_CHANGE_PASSWORD, rpc_pb2.AuthUserChangePasswordRequest(
+            name=req.name, hashedPassword=req.password_hash.decode("ascii")
+        )
+    if isinstance(req, UserGrantRoleRequest):
+        return Op.USER_GRANT_ROLE, rpc_pb2.AuthUserGrantRoleRequest(user=req.user, role=req.role)
+    if isinstance(req, UserRevokeRoleRequest):
+        return Op.USER_REVOKE_ROLE, rpc_pb2.AuthUserRevokeRoleRequest(name=req.name, role=req.role)
+    if isinstance(req, RoleAddRequest):
+        return Op.ROLE_ADD, rpc_pb2.AuthRoleAddRequest(name=req.name)
+    if isinstance(req, RoleDeleteRequest):
+        return Op.ROLE_DELETE, rpc_pb2.AuthRoleDeleteRequest(role=req.role)
+    if isinstance(req, RoleGrantPermissionRequest):
+        perm = req.permission
+        return Op.ROLE_GRANT_PERMISSION, rpc_pb2.AuthRoleGrantPermissionRequest(
+            name=req.name,
+            perm=auth_pb2.Permission(
+                permType=perm.perm_type.name, key=perm.key, range_end=perm.range_end
+            ),
+        )
+    if isinstance(req, RoleRevokePermissionRequest):
+        return Op.ROLE_REVOKE_PERMISSION, rpc_pb2.AuthRoleRevokePermissionRequest(
+            role=req.role, key=req.key, range_end=req.range_end
+        )
+    raise TypeError(f"{type(req).__name__} is not a request that goes through raft")
 
 
 def _put_pb(r: PutRequest) -> rpc_pb2.PutRequest:
@@ -312,6 +411,48 @@ def _decode_version(body: bytes) -> Request:
         raise PayloadError(f"cluster version is not UTF-8: {exc}") from None
 
 
+def _decode_as_user(body: bytes) -> Request:
+    if len(body) < _AS_USER_HEAD.size:
+        raise PayloadError("AS_USER payload too short")
+    revision, name_length = _AS_USER_HEAD.unpack_from(body)
+    start = _AS_USER_HEAD.size
+    name = body[start : start + name_length]
+    if len(name) != name_length:
+        raise PayloadError("AS_USER user name cut short")
+    inner = body[start + name_length :]
+    if inner[:1] == bytes([Op.AS_USER]):
+        raise PayloadError("AS_USER payload wraps another AS_USER")
+    return AsUser(AuthInfo(name.decode(), revision), decode_payload(inner))
+
+
+def _decode_authenticate(body: bytes) -> Request:
+    prefix = body[:TOKEN_PREFIX_LENGTH].decode("ascii")
+    if len(prefix) != TOKEN_PREFIX_LENGTH or not prefix.isalpha():
+        raise PayloadError("AUTHENTICATE payload has no valid token prefix")
+    return AuthenticateRequest(body[TOKEN_PREFIX_LENGTH:].decode(), prefix)
+
+
+def _decode_user_add(body: bytes) -> Request:
+    r = _parse(rpc_pb2.AuthUserAddRequest, body)
+    return UserAddRequest(r.name, r.hashedPassword.encode("ascii"), r.options.no_password)
+
+
+def _decode_change_password(body: bytes) -> Request:
+    r = _parse(rpc_pb2.AuthUserChangePasswordRequest, body)
+    return UserChangePasswordRequest(r.name, r.hashedPassword.encode("ascii"))
+
+
+def _decode_grant_permission(body: bytes) -> Request:
+    r = _parse(rpc_pb2.AuthRoleGrantPermissionRequest, body)
+    perm = Permission(PermType(r.perm.permType), r.perm.key, r.perm.range_end)
+    return RoleGrantPermissionRequest(r.name, perm)
+
+
+def _decode_revoke_permission(body: bytes) -> Request:
+    r = _parse(rpc_pb2.AuthRoleRevokePermissionRequest, body)
+    return RoleRevokePermissionRequest(r.role, r.key, r.range_end)
+
+
 _DECODERS: dict[Op, Callable[[bytes], Request]] = {
     Op.PUT: lambda b: _put(_parse(rpc_pb2.PutRequest, b)),
     Op.DELETE_RANGE: lambda b: _delete(_parse(rpc_pb2.DeleteRangeRequest, b)),
@@ -324,4 +465,23 @@ _DECODERS: dict[Op, Callable[[bytes], Request]] = {
     Op.ALARM: _decode_alarm,
     Op.MEMBER_ATTR_SET: _decode_attr_set,
     Op.CLUSTER_VERSION_SET: _decode_version,
+    Op.AS_USER: _decode_as_user,
+    Op.AUTH_ENABLE: lambda b: (_parse(rpc_pb2.AuthEnableRequest, b), AuthEnableRequest())[1],
+    Op.AUTH_DISABLE: lambda b: (_parse(rpc_pb2.AuthDisableRequest, b), AuthDisableRequest())[1],
+    Op.AUTHENTICATE: _decode_authenticate,
+    Op.USER_ADD: _decode_user_add,
+    Op.USER_DELETE: lambda b: UserDeleteRequest(_parse(rpc_pb2.AuthUserDeleteRequest, b).name),
+    Op.USER_CHANGE_PASSWORD: _decode_change_password,
+    Op.USER_GRANT_ROLE: lambda b: UserGrantRoleRequest(
+        _parse(rpc_pb2.AuthUserGrantRoleRequest, b).user,
+        _parse(rpc_pb2.AuthUserGrantRoleRequest, b).role,
+    ),
+    Op.USER_REVOKE_ROLE: lambda b: UserRevokeRoleRequest(
+        _parse(rpc_pb2.AuthUserRevokeRoleRequest, b).name,
+        _parse(rpc_pb2.AuthUserRevokeRoleRequest, b).role,
+    ),
+    Op.ROLE_ADD: lambda b: RoleAddRequest(_parse(rpc_pb2.AuthRoleAddRequest, b).name),
+    Op.ROLE_DELETE: lambda b: RoleDeleteRequest(_parse(rpc_pb2.AuthRoleDeleteRequest, b).role),
+    Op.ROLE_GRANT_PERMISSION: _decode_grant_permission,
+    Op.ROLE_REVOKE_PERMISSION: _decode_revoke_permission,
 }

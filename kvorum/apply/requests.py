@@ -8,7 +8,9 @@ writes that go through raft: compaction, leases, alarms, member attributes, clus
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from kvorum.auth.requests import AsUser, AuthRequest, AuthResponse
 from kvorum.membership.types import AlarmAction, AlarmMember, AlarmType, Member
 from kvorum.mvcc.types import (
     DeleteRangeRequest,
@@ -74,6 +76,8 @@ Request = (
     | AlarmRequest
     | MemberAttrSetRequest
     | ClusterVersionSetRequest
+    | AuthRequest
+    | AsUser[Any]
 )
 
 # --- responses -----------------------------------------------------------------------------
@@ -132,4 +136,5 @@ Response = (
     | AlarmResponse
     | MembersResponse
     | ClusterVersionSetResponse
+    | AuthResponse
 )

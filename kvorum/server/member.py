@@ -78,6 +78,35 @@ from kvorum.apply import (
 )
 from kvorum.apply import CompactRequest as ApplyCompactRequest
 from kvorum.apply import errors as apply_errors
+from kvorum.auth import (
+    AuthFailedError,
+    AuthInfo,
+    AuthOldRevisionError,
+    AuthStore,
+    InvalidAuthTokenError,
+    Permission,
+    new_token_prefix,
+    passwords,
+    token_index,
+)
+from kvorum.auth.context import CALLER
+from kvorum.auth.requests import (
+    AsUser,
+    AuthDisableRequest,
+    AuthEnableRequest,
+    AuthenticateRequest,
+    AuthRequest,
+    AuthResponse,
+    RoleAddRequest,
+    RoleDeleteRequest,
+    RoleGrantPermissionRequest,
+    RoleRevokePermissionRequest,
+    UserAddRequest,
+    UserChangePasswordRequest,
+    UserDeleteRequest,
+    UserGrantRoleRequest,
+    UserRevokeRoleRequest,
+)
 from kvorum.backend import Backend, write_file_durably
 from kvorum.backend import Snapshot as BackendSnapshot
 from kvorum.lease import (
@@ -140,6 +169,8 @@ PUBLISH_ATTEMPT_S = 2.0
 #: How often a follower retries forwarding a lease call while there is no leader to take it.
 LEASE_FORWARD_RETRY_S = 0.05
 COMPACTION_STEPS_PER_TURN = 1
+#: Authenticate's password checks when the auth state keeps moving under them (etcd: no bound).
+AUTHENTICATE_ATTEMPTS = 3
 #: raft snapshot data: format tag, consistent index, consistent term; then the db file.
 _SNAPSHOT_HEADER = struct.Struct(">8sQQ")
 _SNAPSHOT_FORMAT = b"kvdb0001"
@@ -506,11 +537,14 @@ class KvorumMember:
         *,
         on_removed: Callable[[], None] | None = None,
         lessor: Lessor | None = None,
+        auth: AuthStore | None = None,
     ) -> None:
         """`lessor` is the one the applier applies grants and revokes to (none: every lease
-        request is refused with etcd's "lease not found")."""
+        request is refused with etcd's "lease not found"); `auth` likewise the applier's auth
+        store (none: Auth calls are refused as "not capable")."""
         self.settings = settings
         self.lessor = lessor
+        self.auth = auth
         self._leader_leases = _LeaderLeases(settings.request_timeout_s)
         self.raft = raft
         self.backend = backend
@@ -695,6 +729,9 @@ class KvorumMember:
     # --- plumbing -------------------------------------------------------------------------
 
     async def _propose(self, request: Request) -> object:
+        caller = CALLER.get()
+        if caller is not None and not isinstance(request, AsUser):
+            request = AsUser(caller, request)  # auth is on: the applier checks this user
         result = await self.raft.propose(encode_payload(request), self._timeout_s)
         if isinstance(result, Exception):  # a waiter is normally failed, not triggered
             raise translate_error(result)
@@ -823,6 +860,118 @@ class KvorumMember:
     async def lease_leases(self) -> tuple[int, ...]:
         self._refuse_if_learner()
         return self._require_lessor().leases()
+
+    # --- Auth -----------------------------------------------------------------------------
+    # Writes are proposed as the asking user (`AsUser`); the applier checks the root role
+    # against the state the entry sees. Reads are local after a ReadIndex round and checked
+    # here. bcrypt runs in a thread: it takes tens of milliseconds at the default cost.
+
+    def _require_auth(self) -> AuthStore:
+        if self.auth is None:
+            raise api_errors.NotCapableError("this member serves no auth store")
+        return self.auth
+
+    async def auth_info(self, token: str | None) -> AuthInfo | None:
+        if token is None or self.auth is None:
+            return None
+        # The token is known here once its Authenticate entry is applied here (as etcd's
+        # isValidSimpleToken, wait for that index; a token that never comes is invalid).
+        index = token_index(token)
+        if index is None:
+            raise InvalidAuthTokenError("malformed token")
+        if self.raft.applied_index < index:
+            try:
+                await self.raft.wait_applied(index, self._timeout_s)
+            except TimeoutError:
+                raise InvalidAuthTokenError(f"index {index} not applied in time") from None
+        return self.auth.auth_info_from_token(token)
+
+    async def _propose_auth(self, who: AuthInfo | None, request: AuthRequest) -> AuthResponse:
+        self._refuse_if_learner()
+        self._require_auth()
+        wrapped: Request = AsUser(who, request) if who is not None else request
+        return await self._propose_as(wrapped, AuthResponse)
+
+    async def _auth_read(self, who: AuthInfo | None) -> AuthStore:
+        self._refuse_if_learner()
+        store = self._require_auth()
+        await self._linearize()
+        store.check_admin(who)  # etcd 3.4: every auth read needs the root role too
+        return store
+
+    async def auth_enable(self, who: AuthInfo | None) -> None:
+        await self._propose_auth(who, AuthEnableRequest())
+
+    async def auth_disable(self, who: AuthInfo | None) -> None:
+        await self._propose_auth(who, AuthDisableRequest())
+
+    async def authenticate(self, name: str, password: str) -> str:
+        self._refuse_if_learner()
+        store = self._require_auth()
+        await self._linearize()
+        for _ in range(AUTHENTICATE_ATTEMPTS):
+            password_hash, checked_revision = store.password_hash_for(name)
+            if not await asyncio.to_thread(passwords.matches, password, password_hash):
+                raise AuthFailedError(f"wrong password for {name!r}")
+            request = AuthenticateRequest(name, new_token_prefix())
+            resp = await self._propose_as(request, AuthResponse)
+            # As etcd: a password checked against auth state that changed before the token
+            # was issued (say, the password itself) is checked again.
+            if checked_revision == store.revision:
+                return resp.token
+            logger.info("auth revision moved while authenticating %r; retrying", name)
+        raise AuthOldRevisionError(f"auth state kept changing while authenticating {name!r}")
+
+    async def user_add(
+        self, who: AuthInfo | None, name: str, password: str, no_password: bool
+    ) -> None:
+        password_hash = b""
+        if not no_password:
+            cost = self._require_auth().bcrypt_cost
+            password_hash = await asyncio.to_thread(passwords.hash_password, password, cost)
+        await self._propose_auth(who, UserAddRequest(name, password_hash, no_password))
+
+    async def user_get(self, who: AuthInfo | None, name: str) -> tuple[str, ...]:
+        return (await self._auth_read(who)).user(name).roles
+
+    async def user_list(self, who: AuthInfo | None) -> tuple[str, ...]:
+        return tuple((await self._auth_read(who)).user_names())
+
+    async def user_delete(self, who: AuthInfo | None, name: str) -> None:
+        await self._propose_auth(who, UserDeleteRequest(name))
+
+    async def user_change_password(self, who: AuthInfo | None, name: str, password: str) -> None:
+        cost = self._require_auth().bcrypt_cost
+        password_hash = await asyncio.to_thread(passwords.hash_password, password, cost)
+        await self._propose_auth(who, UserChangePasswordRequest(name, password_hash))
+
+    async def user_grant_role(self, who: AuthInfo | None, user: str, role: str) -> None:
+        await self._propose_auth(who, UserGrantRoleRequest(user, role))
+
+    async def user_revoke_role(self, who: AuthInfo | None, name: str, role: str) -> None:
+        await self._propose_auth(who, UserRevokeRoleRequest(name, role))
+
+    async def role_add(self, who: AuthInfo | None, name: str) -> None:
+        await self._propose_auth(who, RoleAddRequest(name))
+
+    async def role_get(self, who: AuthInfo | None, role: str) -> tuple[Permission, ...]:
+        return (await self._auth_read(who)).role(role).permissions
+
+    async def role_list(self, who: AuthInfo | None) -> tuple[str, ...]:
+        return tuple((await self._auth_read(who)).role_names())
+
+    async def role_delete(self, who: AuthInfo | None, role: str) -> None:
+        await self._propose_auth(who, RoleDeleteRequest(role))
+
+    async def role_grant_permission(
+        self, who: AuthInfo | None, name: str, permission: Permission
+    ) -> None:
+        await self._propose_auth(who, RoleGrantPermissionRequest(name, permission))
+
+    async def role_revoke_permission(
+        self, who: AuthInfo | None, role: str, key: bytes, range_end: bytes
+    ) -> None:
+        await self._propose_auth(who, RoleRevokePermissionRequest(role, key, range_end))
 
     # --- Cluster --------------------------------------------------------------------------
 

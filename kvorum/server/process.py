@@ -36,6 +36,7 @@ import uvloop
 from kvorum.api.grpcserver import GrpcOptions, build_server
 from kvorum.api.watch import WatchService
 from kvorum.apply import Applier
+from kvorum.auth import AuthStore, SimpleTokens
 from kvorum.backend import DEFAULT_MAX_BATCH_COUNT, DEFAULT_MAX_BATCH_INTERVAL_S, Backend
 from kvorum.config import ServerConfig
 from kvorum.datadir import DataDir, DataDirError
@@ -276,12 +277,19 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
     store = MvccStore(backend, lease_exists=lessor.exists)
     alarms = AlarmStore(backend)
     quota = config.quota_backend_limit_bytes
+    auth = AuthStore(
+        backend,
+        SimpleTokens(config.auth_token_ttl_s),
+        bcrypt_cost=config.bcrypt_cost,
+        cn_as_user=config.client_cert_auth,
+    )
     applier = Applier(
         backend,
         store,
         membership,
         alarms,
         lessor=lessor,
+        auth=auth,
         quota_bytes=quota if quota is not None else -1,
         clock=time.monotonic,
     )
@@ -340,6 +348,7 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
         transport,
         on_removed=stop.set,
         lessor=lessor,
+        auth=auth,
     )
     # Before raft starts, so the first election this member wins promotes the lessor.
     raft.add_leader_listener(member.on_leader_change)
@@ -414,6 +423,7 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
         GrpcOptions.from_config(config),
         watch=watch,
         lease=member,
+        auth=member,
         interceptors=[GrpcMetricsInterceptor(parts.metrics)],
     )
     parts.server = server

@@ -19,9 +19,7 @@ def _ctl(cluster: Cluster, *args: str) -> None:
 def test_password_auth_and_permissions(
     server: str, request: pytest.FixtureRequest, arun: Callable[..., Any]
 ) -> None:
-    if server == "kvorum":
-        pytest.skip("auth is issue 8: kvorum serves no Auth service yet")
-    cluster1: Cluster = request.getfixturevalue("cluster1")  # only once not skipped
+    cluster1: Cluster = request.getfixturevalue("cluster1")
     _ctl(cluster1, "user", "add", "root", "--new-user-password=rootpw")
     _ctl(cluster1, "user", "add", "alice", "--new-user-password=alicepw")
     _ctl(cluster1, "auth", "enable")

@@ -448,10 +448,10 @@ def _membership_masked(data: bytes, new_id: int, port: int) -> object:
     )
 
 
-def test_authentication(tmp_path: Path) -> None:
-    # Its own cluster: with auth on, every other case would need credentials. On etcd only:
-    # kvorum has no Auth service yet (issue 8); tests/e2e/ctl/test_auth.py covers the commands.
-    cluster = Cluster(ETCD, 1, base_dir=tmp_path)
+@pytest.mark.parametrize("target", TARGETS)
+def test_authentication(tmp_path: Path, target: str) -> None:
+    # Its own cluster: with auth on, every other case would need credentials.
+    cluster = Cluster(binary_for(target), 1, base_dir=tmp_path)
     cluster.start()
     try:
         ep = f"--endpoints={cluster.member(0).client_url}"

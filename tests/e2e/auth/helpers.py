@@ -1,0 +1,25 @@
+"""What two etcdctl transcripts may differ in: log timestamps, client ids, ports. Masked here."""
+
+from __future__ import annotations
+
+import re
+
+from kvorum.testing import CtlResult
+
+__all__ = ["masked"]
+
+_MASKS = [
+    (re.compile(r'"ts":"[^"]*"'), '"ts":"<ts>"'),
+    (re.compile(r'"ts":\d+(\.\d+)?'), '"ts":"<ts>"'),
+    (re.compile(r"client-[0-9a-f-]{36}"), "client-<id>"),
+    (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:<port>"),
+]
+
+
+def masked(result: CtlResult) -> CtlResult:
+    """`result` with the parts that differ between any two runs masked."""
+    out, err = result.stdout, result.stderr
+    for pattern, replacement in _MASKS:
+        out = pattern.sub(replacement, out)
+        err = pattern.sub(replacement, err)
+    return CtlResult(result.returncode, out, err)
