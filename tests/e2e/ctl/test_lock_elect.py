@@ -176,7 +176,14 @@ def test_elect_campaign_and_observers(ep: str, spawn: Callable[[str, list[str]],
     codes = [o.stop(signal.SIGINT) for o in observers]
     assert codes == [0, 0]
     (a, b) = observers
-    assert (b.out, b.err) == (a.out, a.err)
+    # etcdctl sometimes logs a retry of a call that SIGINT cancelled as it stopped (its own
+    # shutdown race, so not something kvorumctl is asked to reproduce): compare without it.
+    a_err = b"".join(
+        line
+        for line in a.err.splitlines(keepends=True)
+        if b"code = Canceled desc = context canceled" not in line
+    )
+    assert (b.out, b.err) == (a.out, a_err)
     assert re.fullmatch(rb"E1/[0-9a-f]+\nv1\nE1/[0-9a-f]+\nv2\n", b.out)
     assert _keys(ep, "E1/") == []
 
