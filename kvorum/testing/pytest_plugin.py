@@ -7,8 +7,9 @@ the fixtures into a conftest (``tests/e2e/conftest.py`` does). ``kvorum_cluster`
         cluster = kvorum_cluster(size=3)          # started and healthy
         rc, out, err = cluster.etcdctl("put", "k", "v")
 
-Which binary the members run comes from ``KVORUM_CLUSTER_BINARY``: ``etcd`` (the default
-until the kvorum member lands), ``kvorum`` (``.venv/bin/kvorum``) or a command line. Every
+Which binary the members run comes from ``KVORUM_CLUSTER_BINARY``: ``kvorum`` (the default:
+the ``kvorum`` script next to the running Python), ``etcd`` (``/usr/bin/etcd``, to run the same
+tests against the reference) or a command line. Every
 cluster the factory made is stopped at teardown, pass or fail; the test is skipped when the
 binary or ``/usr/bin/etcdctl`` is not installed.
 """
@@ -44,8 +45,8 @@ class ClusterFactory(Protocol):
 
 
 def cluster_binary() -> list[str]:
-    """The member command selected by ``KVORUM_CLUSTER_BINARY`` (default: real etcd)."""
-    return binary_for(os.environ.get(BINARY_ENV, "etcd"))
+    """The member command selected by ``KVORUM_CLUSTER_BINARY`` (default: kvorum)."""
+    return binary_for(os.environ.get(BINARY_ENV, "kvorum"))
 
 
 def _require(command: Sequence[str]) -> None:

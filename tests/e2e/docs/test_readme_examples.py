@@ -83,3 +83,21 @@ def test_the_shell_example_runs_as_printed(member: Cluster) -> None:
     assert '"key":"Z3JlZXRpbmc="' in outputs[1]  # base64 of "greeting", as etcdctl prints it
     assert re.fullmatch(r"lease [0-9a-f]+ granted with TTL\(30s\)\n", outputs[3])
     assert "| started |" in outputs[4]
+
+
+def test_the_testing_example_runs_as_printed(tmp_path: Path) -> None:
+    """The README's conftest.py + test_app.py, run by a pytest of their own."""
+    block = _block("In your own tests", "python")
+    files = re.split(r"^# (\S+\.py)\n", block, flags=re.MULTILINE)[1:]
+    assert [files[0], files[2]] == ["conftest.py", "test_app.py"]
+    for name, body in zip(files[0::2], files[1::2], strict=True):
+        (tmp_path / name).write_text(body)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
