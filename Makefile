@@ -30,6 +30,17 @@ test: deps lint typecheck unit
 deps:
 	scripts/ensure-debian-packages
 
+# Fault-injection runs (tests/faults, docs/faults.md): DURATION seconds of faults per run, 3- and
+# 5-member clusters, etcd and kvorum, a mixed nemesis; SEED replays a schedule. Needs root (netns).
+# One summary line per run is appended to FAULTS_RESULTS.
+DURATION ?= 60
+SEED     ?=
+FAULTS_RESULTS ?= /tmp/kvorum-faults-results.jsonl
+.PHONY: faults
+faults: deps install
+	KVORUM_FAULTS_DURATION=$(DURATION) KVORUM_FAULTS_SEED=$(SEED) \
+		KVORUM_FAULTS_RESULTS=$(FAULTS_RESULTS) $(VENV)/bin/pytest -n 2 tests/faults
+
 # Regenerate kvorum/api/pb from kvorum/api/proto (the result is committed).
 proto: install
 	$(PY) scripts/gen_proto.py

@@ -136,6 +136,7 @@ from kvorum.mvcc import (
     TxnResponse,
 )
 from kvorum.raft import ConfChange, ConfChangeType, Entry, EntryType, Snapshot
+from kvorum.server import failpoints
 from kvorum.server.envelope import decode_conf_change
 from kvorum.server.errors import (
     NoLeaderError,
@@ -329,6 +330,7 @@ class ApplyDriver:
         received = os.path.join(directory, f"{meta.index:016x}{_RECEIVED_SUFFIX}")
         body = memoryview(data)[_SNAPSHOT_HEADER.size :]
         size_bytes = await asyncio.to_thread(_write_received, received, body)
+        failpoints.hit("during-snapshot-apply")
         # From here to the reload nothing awaits: no request sees a half-swapped state.
         self._backend.restore_from_file(received)
         restored = self.applier.restore()

@@ -48,6 +48,7 @@ from kvorum.raft import (
     Status,
 )
 from kvorum.raft import ProposalDroppedError as CoreProposalDroppedError
+from kvorum.server import failpoints
 from kvorum.server.envelope import (
     RequestIdGenerator,
     decode_conf_change,
@@ -611,6 +612,7 @@ class RaftNode:
                 transport.send(early)
         # 1. Persist: snapshot, entries, hard state; one fsync.
         await self.storage.persist(rd)
+        failpoints.hit("after-wal-write-before-send")
         # 2. Everything that had to wait for durability (votes, APP_RESP, ...).
         if later:
             transport.send(later)
@@ -643,6 +645,7 @@ class RaftNode:
         step = self.config.max_apply_batch_entries
         for start in range(0, len(entries), step):
             batch = entries[start : start + step]
+            failpoints.hit("after-commit-before-apply")
             await self.applier.apply(batch, None)
             for entry in batch:
                 if entry.type == EntryType.CONF_CHANGE:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from kvorum.datadir import DataDir
 from kvorum.raft import ConfState, HardState, MemoryStorage, Ready, Snapshot
+from kvorum.server import failpoints
 from kvorum.snap import Snapshotter
 from kvorum.wal import (
     MAX_WALS,
@@ -174,6 +175,7 @@ class RaftStorage:
             await asyncio.to_thread(self.snapshotter.save, snap)
             await self.wal.save_snapshot_marker(snap.metadata.term, snap.metadata.index)
         if rd.entries or rd.hard_state is not None:
+            failpoints.hit("before-wal-write")
             await self.wal.save(rd.hard_state, rd.entries, must_sync=rd.must_sync)
         # Durable: now the core may read it from storage.
         if not snap.is_empty():

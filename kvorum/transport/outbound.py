@@ -258,6 +258,11 @@ class _Stream:
             while True:
                 if self._lost_reason is not None:
                     return self._lost_reason
+                if writer.is_closing():
+                    # uvloop closes a transport on a send error at once, before our reply
+                    # reader hears of it, and then raises RuntimeError (not OSError) on
+                    # write: that would end this task for good and cut the peer off.
+                    return f"connection to {conn.url} was closed"
                 if not queue:
                     self._wakeup.clear()
                     await self._wakeup.wait()
@@ -356,8 +361,8 @@ class _Stream:
         view = memoryview(data)
         chunk_bytes = limits.snapshot_chunk_bytes
         for off in range(0, len(data), chunk_bytes):
-            if self._lost_reason is not None:
-                return
+            if self._lost_reason is not None or writer.is_closing():
+                return  # the pump sees why and fails the pending snapshot
             piece = view[off : off + chunk_bytes]
             writer.write(
                 frame_header(FrameKind.SNAP_CHUNK, SNAP_CHUNK.size + len(piece))
