@@ -3,11 +3,13 @@ and end as etcdctl ends (its texts on stdout/stderr, its exit codes)."""
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import BinaryIO
 
+from kvorum.check.cli import main_linearizability
 from kvorum.ctl import _conn
 from kvorum.ctl.commands import HELP, ROOT, Command, Context, is_placeholder
 from kvorum.ctl.commands.spec import Connector
@@ -108,6 +110,8 @@ def run(
     connector: Connector,
 ) -> int:
     """Run one kvorumctl command line; returns the exit code."""
+    if list(argv[:2]) == ["check", "linearizability"]:
+        return _check_linearizability(argv[2:], stdout, stderr)
     help_topic = False
     chain, args, words = find_command(argv)
     if chain[-1] is HELP:
@@ -157,6 +161,17 @@ def run(
         ctx.close()
         stdout.flush()
         stderr.flush()
+
+
+def _check_linearizability(argv: Sequence[str], stdout: BinaryIO, stderr: BinaryIO) -> int:
+    """``kvorumctl check linearizability HISTORY``: kvorum's own subcommand (etcdctl has none),
+    an offline check of a recorded history with ``kvorum.check``. It keeps its own flags and
+    stays out of the etcdctl command tree, so ``check --help`` prints what etcdctl prints."""
+    out, err = io.StringIO(), io.StringIO()
+    code = main_linearizability(argv, prog="kvorumctl check linearizability", out=out, err=err)
+    stdout.write(out.getvalue().encode())
+    stderr.write(err.getvalue().encode())
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -88,3 +88,21 @@ def test_module_entry_point(tmp_path: Path) -> None:
         check=False,
     )
     assert usage.returncode == 2 and "usage:" in usage.stderr
+
+
+def test_kvorumctl_check_linearizability_runs_the_same_check(tmp_path: Path) -> None:
+    """The issue's `kvorumctl check linearizability HISTORY`, as a real process."""
+    kvorumctl = str(Path(sys.executable).parent / "kvorumctl")
+    good = _write(tmp_path, H().write(1, 0, 10, "a").read(2, 5, 20, "a"))
+    done = subprocess.run([kvorumctl, "check", "linearizability", good], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(b"linearizability: ok")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(dump_history(H().write(1, 0, 10, "a").read(2, 40, 50, "b").ops)))
+    done = subprocess.run(
+        [kvorumctl, "check", "linearizability", str(bad), "--json"], capture_output=True
+    )
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["verdict"] == "illegal"
+    done = subprocess.run([kvorumctl, "check", "linearizability"], capture_output=True)
+    assert done.returncode == 2 and b"usage: kvorumctl check linearizability" in done.stderr
