@@ -152,12 +152,17 @@ class _Stream:
         queue.append(item)
         self._queued_bytes += item.size_bytes
         if state is _State.IDLE:
+            self.open()
+        self._wakeup.set()
+        return None
+
+    def open(self) -> None:
+        """Dial now, with nothing to send yet (no-op unless idle)."""
+        if self._state is _State.IDLE:
             self._state = _State.CONNECTING
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"kvorum-transport-{self._peer.id_hex}-{self.kind.name.lower()}"
             )
-        self._wakeup.set()
-        return None
 
     def connected_url(self) -> str | None:
         return self._conn.url if self._conn is not None else None
@@ -494,6 +499,15 @@ class Peer:
     def close(self) -> list[asyncio.Task[None]]:
         """Stop both connections; return the tasks still winding down."""
         return [t for t in (self._small.close(), self._bulk.close()) if t is not None]
+
+    def open(self) -> None:
+        """Connect the small-message stream now, before there is anything to send.
+
+        As etcd dials every peer when it is added: a follower otherwise never connects to the
+        other followers (only the leader sends them anything), counts them as inactive, and
+        refuses a member removal that etcd's strict reconfiguration check accepts.
+        """
+        self._small.open()
 
     def stats(self) -> PeerStats:
         return PeerStats(

@@ -98,6 +98,8 @@ class PeerTransport:
             raise RuntimeError("transport already started")
         await self._listener.start(self._listen_urls)
         self._running = True
+        for peer in self._peers.values():
+            peer.open()
         self._logger.info(
             "member %x listening for peers on %s", self.member_id, ", ".join(self.bound_urls)
         )
@@ -116,11 +118,14 @@ class PeerTransport:
     # --- membership ---------------------------------------------------------------
 
     def add_peer(self, peer_id: int, urls: Sequence[str]) -> None:
-        """Start sending to ``peer_id`` at ``urls`` (connections open on first use)."""
+        """Start sending to ``peer_id`` at ``urls``: its small-message stream is dialled at
+        once (or when the transport starts), the bulk one on first use."""
         if peer_id in self._peers:
             self.update_peer(peer_id, urls)
             return
-        self._peers[peer_id] = Peer(peer_id, urls, self._ctx)
+        peer = self._peers[peer_id] = Peer(peer_id, urls, self._ctx)
+        if self._running:
+            peer.open()
 
     def update_peer(self, peer_id: int, urls: Sequence[str]) -> None:
         peer = self._peers.get(peer_id)
