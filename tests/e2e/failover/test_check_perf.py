@@ -33,24 +33,29 @@ CHECK_TIMEOUT_S = 120.0
 _VERDICT = re.compile(r"(?:PASS|FAIL|Slowest request took too long|Stddev too high)[^\n\r]*")
 
 
-def _only_latency_failed(result: CtlResult) -> bool:
-    """Whether every failed criterion is a latency one (slowest request, standard deviation)."""
+def _only_machine_bound_failed(result: CtlResult) -> bool:
+    """Whether every failed criterion is one the machine decides as much as the server:
+    throughput, slowest request, standard deviation (not errors)."""
     failed = [v for v in _VERDICT.findall(result.stdout) if not v.startswith("PASS")]
     failed = [v for v in failed if v != "FAIL"]  # the final verdict itself
-    return bool(failed) and all(("Slowest" in v or "Stddev" in v) for v in failed)
+    return bool(failed) and all(
+        ("Slowest" in v or "Stddev" in v or "Throughput" in v) for v in failed
+    )
 
 
 def _check_perf(target: str, base_dir: Path) -> tuple[CtlResult, CtlResult]:
     """Run the check on a fresh 3-member cluster; return it and a look at the prefix after.
 
-    The latency criteria (slowest request <= 0.5 s, stddev <= 0.1 s) measure the machine as much
-    as the server: on a loaded 2-core CI box one scheduling hiccup fails them for etcd as well.
-    So a run that failed *only* on latency is repeated once on the same cluster; throughput and
-    errors get no second chance.
+    The latency criteria (slowest request <= 0.5 s, stddev <= 0.1 s) and the throughput one
+    (>= 135 of the 150 puts/s asked) measure the machine as much as the server: on a loaded
+    2-core CI box, with the other test worker running a 3-member cluster beside it, one
+    stretch of starvation fails them for etcd as well (seen: etcd at 131 writes/s). So a run
+    that failed *only* on those is repeated once on the same cluster; errors get no second
+    chance.
     """
     with Cluster(member_command(target), 3, base_dir=base_dir) as c:
         result = c.etcdctl("check", "perf", "--load=s", timeout_s=CHECK_TIMEOUT_S)
-        if result.returncode != 0 and _only_latency_failed(result):
+        if result.returncode != 0 and _only_machine_bound_failed(result):
             result = c.etcdctl("check", "perf", "--load=s", timeout_s=CHECK_TIMEOUT_S)
         left = c.etcdctl("get", CHECK_PREFIX, "--prefix", "--keys-only")
         return result, left
