@@ -304,7 +304,9 @@ class MembershipStore:
             return  # a member that is down is not part of the active quorum: safe to drop
         active = sum(1 for v in voters if v.id == self_id or v.id in active_ids)
         if active - 1 < 1 + (len(voters) - 1) // 2:
-            raise NotEnoughStartedMembersError
+            # etcd's mayRemoveMember answers this last check with ErrUnhealthy (UNAVAILABLE),
+            # the started-members one above with ErrNotEnoughStartedMembers.
+            raise UnhealthyClusterError
 
     def check_may_promote(
         self,

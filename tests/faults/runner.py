@@ -406,11 +406,11 @@ def replace_member(ctx: RunContext, index: int, hold_s: float) -> None:
 def _reconfigure(ctx: RunContext, method: str, request: Any) -> Any:
     """A Cluster RPC through the current leader, asked again while the strict check refuses.
 
-    Through the leader (even to remove itself): kvorum's followers refuse removals that
-    etcd's accept (tests/faults/test_reconfigure_via_follower.py). etcd refuses a change while
-    some member has been connected for less than 5 s -- as every member just added or
-    restarted has ("unhealthy cluster"; kvorum says "not enough started members" for a removal
-    there): a definite refusal, nothing was proposed.
+    Through the leader (even to remove itself; tests/faults/test_reconfigure_via_follower.py
+    covers removals through a follower). etcd refuses a change while some member has been
+    connected for less than 5 s -- as every member just added or restarted has ("unhealthy
+    cluster"; kvorum counts a member once connected, without the 5 s): a definite refusal,
+    nothing was proposed.
     """
     deadline = time.monotonic() + RECONFIGURE_TIMEOUT_S
     while True:

@@ -218,8 +218,9 @@ def test_strict_remove_keeps_an_active_quorum(store: MembershipStore) -> None:
         store.check_may_remove(9, self_id=1, active_ids={2, 3})
     # 3 is down: removing it is safe, it is not part of the active quorum.
     store.check_may_remove(3, self_id=1, active_ids={2})
-    # 3 is down and we remove 2 (up): only 1 of the remaining 2 voters would be active.
-    with pytest.raises(NotEnoughStartedMembersError):
+    # 3 is down and we remove 2 (up): only 1 of the remaining 2 voters would be active
+    # (etcd: "unhealthy cluster").
+    with pytest.raises(UnhealthyClusterError):
         store.check_may_remove(2, self_id=1, active_ids={2})
     store.check_may_remove(2, self_id=1, active_ids={2, 3})
     store.check_may_remove(2, self_id=1, active_ids={2}, strict=False)
