@@ -68,6 +68,12 @@ bench-server: install
 bench-watch: install
 	$(PY) bench/watch_lease.py --rounds 2 --max-seconds 5 --stall-seconds 5
 
+# The cost of TLS and of auth beside real etcd, one run: put and get throughput plain, TLS,
+# auth, TLS+auth, 1 member each, 3 rounds (about 10 minutes; figures in docs/benchmarks.md).
+.PHONY: bench-security
+bench-security: install
+	$(PY) bench/security.py --rounds 3 --max-seconds 4
+
 # One member named `default`, data in $(RUN_DIR)/default.etcd, clients on 127.0.0.1:2379 (etcd's
 # default listen URL says localhost, which may also resolve to ::1; pin the IPv4 loopback).
 RUN_DIR ?= .

@@ -8,7 +8,9 @@ Authenticate itself needs no token. Passwords are handed to the member and never
 `AuthInterceptor` is the one place the other services are checked (see docs/security.md):
 each method has a rule (`RULES`) saying whether the token is read, whether the root role is
 needed, and which reads are checked here; writes are checked by the applier, which gets the
-caller through `kvorum.auth.context.CALLER` (the member proposes them as that user).
+caller through `kvorum.auth.context.CALLER` (the member proposes them as that user). Lock and
+Election run as the caller too (`Rule.LOCAL_CLIENT`): their `LocalClient` checks the reads it
+makes against the same `CALLER`.
 """
 
 from __future__ import annotations
@@ -289,16 +291,21 @@ class Rule(enum.Enum):
     #: each watch created needs read permission on its range; a refused one is answered
     #: created-and-canceled, and the stream goes on (etcd's recvLoop).
     WATCH = "watch"
+    #: Lock and Election: served through etcd's in-process client carrying the caller's
+    #: token, so the caller's reads (`LocalClient`) and writes (the applier) are checked;
+    #: a refused token reaches the wire as that client's error: UNKNOWN, etcd's text.
+    LOCAL_CLIENT = "local-client"
 
 
 _KV = "/etcdserverpb.KV/"
 _MAINTENANCE = "/etcdserverpb.Maintenance/"
 _CLUSTER = "/etcdserverpb.Cluster/"
 _LEASE = "/etcdserverpb.Lease/"
+_LOCK = "/v3lockpb.Lock/"
+_ELECTION = "/v3electionpb.Election/"
 
-#: method path -> rule. Methods not listed (Auth's own, Lock, Election) pass through the
-#: interceptor unchanged: Auth checks itself; Lock and Election writes are still checked
-#: where applied (their reads are not: a documented gap).
+#: method path -> rule. Methods not listed (Auth's own) pass through the interceptor
+#: unchanged: Auth checks itself.
 RULES: dict[str, Rule] = {
     _KV + "Range": Rule.RANGE,
     _KV + "Txn": Rule.TXN,
@@ -323,6 +330,13 @@ RULES: dict[str, Rule] = {
     _MAINTENANCE + "Snapshot": Rule.ADMIN_RAW,
     _MAINTENANCE + "MoveLeader": Rule.OPEN,
     "/etcdserverpb.Watch/Watch": Rule.WATCH,
+    _LOCK + "Lock": Rule.LOCAL_CLIENT,
+    _LOCK + "Unlock": Rule.LOCAL_CLIENT,
+    _ELECTION + "Campaign": Rule.LOCAL_CLIENT,
+    _ELECTION + "Proclaim": Rule.LOCAL_CLIENT,
+    _ELECTION + "Leader": Rule.LOCAL_CLIENT,
+    _ELECTION + "Observe": Rule.LOCAL_CLIENT,
+    _ELECTION + "Resign": Rule.LOCAL_CLIENT,
 }
 
 #: the errors a refused watch names in its cancel_reason; any other is "permission denied".
@@ -383,6 +397,9 @@ async def _refuse(context: Any, exc: AuthError, rule: Rule, method: str) -> NoRe
     if rule is Rule.ADMIN_RAW:
         await context.abort(grpc.StatusCode.UNKNOWN, exc.spec.text)
         raise AssertionError("context.abort returned")
+    if rule is Rule.LOCAL_CLIENT:
+        await context.abort(grpc.StatusCode.UNKNOWN, exc.spec.grpc_text)
+        raise AssertionError("context.abort returned")
     await abort(context, exc, method)
 
 
@@ -401,11 +418,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        rule = RULES.get(handler_call_details.method)
+        return self.wrap(handler_call_details.method, await continuation(handler_call_details))
+
+    def wrap(self, method: str, handler: Any) -> Any:
+        """`handler` of `method` with its rule applied. `build_server` calls this once per
+        method when the services are registered, so a call pays no grpc.aio interceptor
+        machinery (a chain of coroutines per call), only the wrapper's own check."""
+        rule = RULES.get(method)
         if handler is None or rule is None or rule is Rule.OPEN:
             return handler
-        method = handler_call_details.method
         if handler.unary_unary is not None and inspect.iscoroutinefunction(handler.unary_unary):
             return handler._replace(unary_unary=self._unary(handler.unary_unary, rule, method))
         if rule is Rule.WATCH and inspect.iscoroutinefunction(handler.stream_stream):
@@ -435,7 +456,15 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def _unary(
         self, behavior: Callable[[Any, Any], Awaitable[Any]], rule: Rule, method: str
     ) -> Callable[[Any, Any], Awaitable[Any]]:
+        member = self._member
+
         async def checked(request: Any, context: Any) -> Any:
+            store = member.auth
+            if store is None or (not store.enabled and token_of(context) is None):
+                # The common case, auth off and no token: `_admit` would find nobody and
+                # return None, and CALLER is None already (each call runs in a task whose
+                # context is copied from the server's, where it is never set).
+                return await behavior(request, context)
             try:
                 caller = await self._admit(request, context, rule)
             except AuthError as exc:
@@ -496,9 +525,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> Callable[[Any, Any], AsyncIterator[Any]]:
         async def checked(request: Any, context: Any) -> AsyncIterator[Any]:
             try:
-                await self._admit(request, context, rule)
+                caller = await self._admit(request, context, rule)
             except AuthError as exc:
                 await _refuse(context, exc, rule, method)
+            # The stream's task serves only this call, so the caller stays set for all of
+            # it (Observe's reads are checked as it goes); nothing to reset afterwards.
+            CALLER.set(caller)
             async for response in behavior(request, context):
                 yield response
 

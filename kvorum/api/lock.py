@@ -8,7 +8,10 @@ gone (deleted by `Unlock`, or by its lease expiring); `Unlock` deletes the key.
 
 `LocalClient` is kvorum's counterpart of that in-process client: the KV requests it makes go
 through the same checks as the KV service's, and it waits for deletions on the member's own
-watch hub. Because etcd's handlers return the client's errors as they are, every error of
+watch hub. etcd's client carries the caller's token, so with auth enabled every read and
+watch it makes needs the caller's read permission, and every write is proposed as the caller
+(the auth interceptor sets `CALLER` for these services; reads are checked here, writes where
+they are applied). Because etcd's handlers return the client's errors as they are, every error of
 these two services reaches the wire with code UNKNOWN and etcd's text (``etcdserver:
 requested lease not found``, ``election: not leader``, ...); `abort_unknown` does that.
 
@@ -33,10 +36,11 @@ import grpc
 
 from kvorum.api import convert, validate
 from kvorum.api.errors import ApiError, status_of
-from kvorum.api.member import LeaseMember, Member
+from kvorum.api.member import AuthMember, LeaseMember, Member
 from kvorum.api.pb.etcdserverpb import rpc_pb2
 from kvorum.api.pb.v3lockpb import v3lock_pb2, v3lock_pb2_grpc
 from kvorum.api.watch import WatchService
+from kvorum.auth.context import CALLER
 from kvorum.mvcc import (
     DeleteRangeRequest,
     DeleteRangeResponse,
@@ -158,11 +162,14 @@ class LocalClient:
         lease: LeaseMember,
         watch: WatchService,
         limits: validate.Limits,
+        *,
+        auth: AuthMember | None = None,
     ) -> None:
         self._member = member
         self._lease = lease
         self._watch = watch
         self._limits = limits
+        self._auth = auth
         self._cleanups: set[asyncio.Task[Any]] = set()
 
     def header(self, revision: int) -> rpc_pb2.ResponseHeader:
@@ -170,8 +177,17 @@ class LocalClient:
 
     # --- KV and Lease ---------------------------------------------------------------------
 
+    def _check_read(self, key: bytes, range_end: bytes) -> None:
+        """The caller's read permission on [key, range_end), as etcd's Range and Watch
+        check its in-process client's requests. No caller: auth was off when the call came."""
+        store = self._auth.auth if self._auth is not None else None
+        caller = CALLER.get()
+        if store is not None and caller is not None and store.enabled:
+            store.check_permitted(caller, key, range_end, write=False)
+
     async def range(self, request: rpc_pb2.RangeRequest) -> RangeResponse:
         validate.check_range(request)
+        self._check_read(request.key, request.range_end)
         return await self._member.range(convert.range_request(request), False)
 
     async def txn(self, request: rpc_pb2.TxnRequest) -> TxnResponse:
@@ -200,6 +216,8 @@ class LocalClient:
     @contextlib.asynccontextmanager
     async def watch(self, request: CreateRequest) -> AsyncIterator[AsyncIterator[WatchResponse]]:
         """One watcher on the member's hub; yields its event and cancel responses in order."""
+        # etcd reads an empty watch key as "\0", the smallest key (as the Watch service).
+        self._check_read(request.key or b"\0", request.range_end)
         service = self._watch
         stream_id = service.open_stream()
         responses = self._responses(stream_id)

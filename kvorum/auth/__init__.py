@@ -1,9 +1,10 @@
-"""Auth: users, roles, permissions, simple tokens — etcd 3.4's auth store.
+"""Auth: users, roles, permissions, tokens — etcd 3.4's auth store.
 
 `store.AuthStore` holds the replicated state (mutated only by the applier), `perms` answers
-"may this user read/write this range", `tokens` keeps the simple tokens of one member,
-`passwords` makes and checks bcrypt hashes (off the event loop), `requests` the writes that go
-through raft, `errors` the error table with etcd's texts.
+"may this user read/write this range", `tokens` picks the token provider (`--auth-token`) and
+keeps the simple tokens of one member, `jwt` signs and verifies JWTs, `passwords` makes and
+checks bcrypt hashes (off the event loop), `requests` the writes that go through raft,
+`errors` the error table with etcd's texts.
 """
 
 from kvorum.auth.errors import (
@@ -29,7 +30,15 @@ from kvorum.auth.errors import (
 )
 from kvorum.auth.perms import RangePermissions
 from kvorum.auth.store import AuthStore
-from kvorum.auth.tokens import DEFAULT_TOKEN_TTL_S, SimpleTokens, new_token_prefix, token_index
+from kvorum.auth.tokens import (
+    DEFAULT_TOKEN_TTL_S,
+    SimpleTokens,
+    TokenOptionsError,
+    TokenProvider,
+    new_token_prefix,
+    token_index,
+    token_provider,
+)
 from kvorum.auth.types import ROOT_ROLE, ROOT_USER, AuthInfo, Permission, PermType, Role, User
 
 __all__ = [
@@ -59,10 +68,13 @@ __all__ = [
     "RootRoleNotExistError",
     "RootUserNotExistError",
     "SimpleTokens",
+    "TokenOptionsError",
+    "TokenProvider",
     "User",
     "UserAlreadyExistError",
     "UserEmptyError",
     "UserNotFoundError",
     "new_token_prefix",
     "token_index",
+    "token_provider",
 ]

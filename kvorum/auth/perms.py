@@ -10,8 +10,9 @@ Intervals are half-open ``[begin, end)`` with ``end`` None for "up to every key"
 ``range_end`` ``b"\\0"``). A single-key permission is ``[key, key + b"\\0")``, the smallest
 interval that holds only `key`, as etcd's `NewBytesAffinePoint`.
 
-(One deliberate difference: etcd's byte comparator reads an *empty* begin as +infinity, so
-a permission on ``""`` with range end ``"\\0"`` covers nothing there; here it means every key.)
+A permission whose key is empty covers nothing, whatever its range end: etcd's byte
+comparator reads an empty begin as +infinity, so its interval starts past every key. (etcdctl
+never sends one: it turns ``""`` into ``"\\0"``; a raw RoleGrantPermission can.)
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class RangePermissions:
         read: list[Interval] = []
         write: list[Interval] = []
         for perm in permissions:
+            if not perm.key:
+                continue  # covers nothing (see the module docstring)
             interval = permission_interval(perm)
             if perm.perm_type in (PermType.READ, PermType.READWRITE):
                 read.append(interval)

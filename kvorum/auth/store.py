@@ -49,7 +49,7 @@ from kvorum.auth.errors import (
 )
 from kvorum.auth.passwords import DEFAULT_BCRYPT_COST
 from kvorum.auth.perms import RangePermissions
-from kvorum.auth.tokens import SimpleTokens
+from kvorum.auth.tokens import SimpleTokens, TokenProvider
 from kvorum.auth.types import ROOT_ROLE, ROOT_USER, AuthInfo, Permission, PermType, Role, User
 from kvorum.backend import Backend, schema
 
@@ -112,7 +112,7 @@ class AuthStore:
     def __init__(
         self,
         backend: Backend | None = None,
-        tokens: SimpleTokens | None = None,
+        tokens: TokenProvider | None = None,
         *,
         bcrypt_cost: int = DEFAULT_BCRYPT_COST,
         cn_as_user: bool = False,
@@ -121,7 +121,7 @@ class AuthStore:
         `cn_as_user` lets a verified client certificate's common name stand for the user
         of a call without a token (etcd does so with `--client-cert-auth`)."""
         self._backend = backend
-        self.tokens = tokens if tokens is not None else SimpleTokens()
+        self.tokens: TokenProvider = tokens if tokens is not None else SimpleTokens()
         self.bcrypt_cost = bcrypt_cost
         self.cn_as_user = cn_as_user
         self._enabled = False
@@ -269,11 +269,12 @@ class AuthStore:
         return user.password_hash, self._revision
 
     def auth_info_from_token(self, token: str) -> AuthInfo:
-        """The user a simple token names, at the current auth revision (etcd's)."""
-        username = self.tokens.user_of(token)
-        if username is None:
+        """The user a token names, and the auth revision to check it at: the current one
+        for a simple token, the one it was issued at for a JWT (etcd's)."""
+        info = self.tokens.lookup(token, self._revision)
+        if info is None:
             raise InvalidAuthTokenError
-        return AuthInfo(username, self._revision)
+        return info
 
     # --- mutations (apply only) -----------------------------------------------------------
 
@@ -299,15 +300,14 @@ class AuthStore:
         logger.info("disabled authentication")
 
     def authenticate(self, name: str, token_prefix: str, index: int) -> str:
-        """Issue the token ``<prefix>.<index>`` for `name` (its password already checked)."""
+        """Issue a token for `name` (its password already checked): ``<prefix>.<index>``
+        for simple tokens, a JWT of this revision with `--auth-token jwt`."""
         if not self._enabled:
             raise AuthNotEnabledError
         user = self._users.get(name)
         if user is None or user.no_password:
             raise AuthFailedError(name)
-        token = f"{token_prefix}.{index}"
-        self.tokens.assign(token, name)
-        return token
+        return self.tokens.issue(name, self._revision, token_prefix, index)
 
     def user_add(self, name: str, password_hash: bytes, no_password: bool = False) -> None:
         if not name:

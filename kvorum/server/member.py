@@ -87,7 +87,6 @@ from kvorum.auth import (
     Permission,
     new_token_prefix,
     passwords,
-    token_index,
 )
 from kvorum.auth.context import CALLER
 from kvorum.auth.requests import (
@@ -876,9 +875,10 @@ class KvorumMember:
     async def auth_info(self, token: str | None) -> AuthInfo | None:
         if token is None or self.auth is None:
             return None
-        # The token is known here once its Authenticate entry is applied here (as etcd's
-        # isValidSimpleToken, wait for that index; a token that never comes is invalid).
-        index = token_index(token)
+        # A simple token is known here once its Authenticate entry is applied here (as etcd's
+        # isValidSimpleToken, wait for that index; a token that never comes is invalid). A
+        # JWT needs no wait (index 0): it carries its user and revision, signed.
+        index = self.auth.tokens.index_to_await(token)
         if index is None:
             raise InvalidAuthTokenError("malformed token")
         if self.raft.applied_index < index:

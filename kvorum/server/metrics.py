@@ -562,10 +562,14 @@ class GrpcMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
+        return self.wrap(handler_call_details.method, await continuation(handler_call_details))
+
+    def wrap(self, path: str, handler: Any) -> Any:
+        """`handler` of method `path`, counted. `build_server` calls this once per method when
+        the services are registered, so that a call pays for two counter increments only, not
+        for grpc.aio's interceptor machinery (a chain of coroutines per call)."""
         if handler is None:
             return handler
-        path = handler_call_details.method
         cached = self._wrapped.get(path)
         if cached is not None and cached[0] is handler:
             return cached[1]

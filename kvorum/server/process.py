@@ -36,7 +36,8 @@ import uvloop
 from kvorum.api.grpcserver import GrpcOptions, build_server
 from kvorum.api.watch import WatchService
 from kvorum.apply import Applier
-from kvorum.auth import AuthStore, SimpleTokens
+from kvorum.auth import AuthStore
+from kvorum.auth.tokens import token_provider
 from kvorum.backend import DEFAULT_MAX_BATCH_COUNT, DEFAULT_MAX_BATCH_INTERVAL_S, Backend
 from kvorum.config import ServerConfig
 from kvorum.datadir import DataDir, DataDirError
@@ -279,7 +280,7 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
     quota = config.quota_backend_limit_bytes
     auth = AuthStore(
         backend,
-        SimpleTokens(config.auth_token_ttl_s),
+        token_provider(config.auth_token, config.auth_token_ttl_s),
         bcrypt_cost=config.bcrypt_cost,
         cn_as_user=config.client_cert_auth,
     )

@@ -23,6 +23,20 @@ def test_single_key_permission_covers_only_that_key() -> None:
     assert not perms.can_write(b"k")
 
 
+def test_a_permission_on_the_empty_key_covers_nothing() -> None:
+    """etcd reads an empty key as past every key: "", "" to "\\0" (all keys from "") and ""
+    to "z" grant nothing, and do not widen a real permission beside them."""
+    for range_end in (b"", b"\0", b"z"):
+        perms = RangePermissions.of([Permission(RW, b"", range_end)])
+        for key, end in ((b"", b""), (b"\0", b""), (b"a", b""), (b"a", b"b"), (b"\0", b"\0")):
+            assert not perms.can_read(key, end), (range_end, key, end)
+            assert not perms.can_write(key, end), (range_end, key, end)
+    beside = RangePermissions.of([Permission(R, b"", b"\0"), Permission(R, b"m", b"n")])
+    assert beside.can_read(b"m")
+    assert not beside.can_read(b"a")
+    assert not beside.can_read(b"a", b"n")
+
+
 def test_range_permission_covers_subranges_and_not_beyond() -> None:
     perms = RangePermissions.of([Permission(W, b"b", b"e")])
     assert perms.can_write(b"b")
