@@ -1,4 +1,7 @@
-"""The member's HTTP endpoints on ``--listen-metrics-urls``: metrics, health, version.
+"""The member's HTTP endpoints: metrics, health, version and the JSON gateway.
+
+Served on ``--listen-metrics-urls`` and on the plain-HTTP client URLs, where ``portmux``
+hands over every connection that does not open with the HTTP/2 preface (``adopt``).
 
 What is served, and whose behaviour it copies (checked against a running etcd 3.4.23):
 
@@ -13,10 +16,10 @@ What is served, and whose behaviour it copies (checked against a running etcd 3.
   ``ok`` plus a newline when all pass (``?verbose`` lists them), 503 with
   ``[-]<check> failed: <reason>`` lines and ``<livez|readyz> check failed`` otherwise,
   ``?exclude=<check>``, and one sub-path per check.
-- ``/v3/...`` (POST): etcd's JSON gateway, forwarded to the member's gRPC listener
-  (``kvorum.server.gateway``), when the member has a plain-HTTP client URL.
-- ``/version``: etcd serves it on client URLs (kvorum's client port speaks gRPC only), so
-  here: ``{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}``.
+- ``/v3/...`` and ``/v3beta/...`` (POST): etcd's JSON gateway, forwarded to the member's gRPC
+  listener (``kvorum.server.gateway``); the streaming calls answer chunked, one JSON line per
+  message, and end with the connection (closed after them).
+- ``/version``: ``{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}``.
 
 Why a small HTTP/1.1 handler on asyncio streams and not a web framework: a few GET endpoints
 and JSON POSTs need request-line, header and body parsing and nothing else; a framework would
@@ -31,13 +34,14 @@ import contextlib
 import email.utils
 import json
 import logging
+import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from kvorum.server.gateway import Gateway
+from kvorum.server.gateway import Gateway, GatewayStream
 from kvorum.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from kvorum.server.metrics import ETCD_CLUSTER_VERSION_FULL, ServerMetrics
 
@@ -72,11 +76,26 @@ _JSON = "application/json"
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
     413: "Request Entity Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    501: "Not Implemented",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
+#: etcd's gateway answers with these on every /v3 response (its CORS wrapper).
+_GATEWAY_HEADERS = (
+    ("Access-Control-Allow-Headers", "accept, content-type, authorization"),
+    ("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE"),
+    ("Access-Control-Allow-Origin", "*"),
+)
+_GRPC_METADATA = (("Grpc-Metadata-Content-Type", "application/grpc"),)
 
 
 class HealthSource(Protocol):
@@ -136,6 +155,9 @@ class Response:
     body: bytes
     content_type: str = _TEXT
     headers: tuple[tuple[str, str], ...] = ()
+    #: A streaming answer: sent chunked, ``body`` unused; ``cancel`` ends it early.
+    stream: AsyncIterator[bytes] | None = None
+    cancel: Callable[[], None] | None = None
 
 
 def _error(status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
@@ -146,6 +168,11 @@ def _error(status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) ->
         _TEXT,
         (("X-Content-Type-Options", "nosniff"), *headers),
     )
+
+
+def _gateway_headers(status: int) -> tuple[tuple[str, str], ...]:
+    """etcd's: the CORS headers always; the gRPC metadata header on a call that succeeded."""
+    return (*_GATEWAY_HEADERS, *_GRPC_METADATA) if status == 200 else _GATEWAY_HEADERS
 
 
 _NOT_FOUND = _error(404, "404 page not found")
@@ -172,6 +199,7 @@ class HttpEndpoints:
         self._read_timeout_s = read_timeout_s
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
+        self._adopting: set[asyncio.Task[None]] = set()
         self._warned_s = float("-inf")
         # etcd 3.5's checks, in its order; a failing check's text is what the operator reads.
         self._livez: dict[str, Check] = {"serializable_read": self._serializable_read}
@@ -190,11 +218,7 @@ class HttpEndpoints:
         path = parts.path
         query = parse_qs(parts.query, keep_blank_values=True)
         if self._gateway is not None and self._gateway.serves(path):
-            if method != "POST":
-                return _error(405, "Method Not Allowed")
-            reply = await self._gateway.call(path, body, token)
-            extra = (("Grpc-Metadata-Content-Type", "application/grpc"),)
-            return Response(reply.status, reply.body, _JSON, extra if reply.status == 200 else ())
+            return await self._gateway_call(self._gateway, method, path, body, token)
         if path == "/metrics":
             return Response(200, await self._metrics.exposition_async(), METRICS_CONTENT_TYPE)
         if method not in ("GET", "HEAD"):
@@ -213,6 +237,20 @@ class HttpEndpoints:
                 name = path[len(root) + 1 :]
                 return await self._run_checks(root[1:], {name: checks[name]}, query)
         return _NOT_FOUND
+
+    async def _gateway_call(
+        self, gateway: Gateway, method: str, path: str, body: bytes, token: str | None
+    ) -> Response:
+        if method != "POST":
+            return _error(405, "Method Not Allowed", _GATEWAY_HEADERS)
+        if gateway.streams(path):
+            opened = await gateway.open_stream(path, body, token)
+            if isinstance(opened, GatewayStream):
+                headers = _gateway_headers(opened.status)
+                return Response(opened.status, b"", _JSON, headers, opened.chunks, opened.cancel)
+            return Response(opened.status, opened.body, _JSON, _GATEWAY_HEADERS)
+        reply = await gateway.call(path, body, token)
+        return Response(reply.status, reply.body, _JSON, _gateway_headers(reply.status))
 
     async def _health_34(self, query: Mapping[str, list[str]]) -> Response:
         serializable = query.get("serializable", ["false"])[-1] == "true"
@@ -291,14 +329,37 @@ class HttpEndpoints:
             self._servers.append(server)
             logger.info("serving /metrics and /health on %s", url)
 
+    def adopt(self, sock: socket.socket) -> None:
+        """Serve HTTP on an accepted connection (from the client port's mux); on the loop."""
+        task = asyncio.get_running_loop().create_task(self._adopted(sock), name="http-conn")
+        # Keep a reference until it ends (the loop holds tasks weakly).
+        self._adopting.add(task)
+        task.add_done_callback(self._adopting.discard)
+
+    def handoff(self, loop: asyncio.AbstractEventLoop) -> Callable[[socket.socket], None]:
+        """``adopt`` as a callable for another thread (the mux's): runs it on ``loop``."""
+
+        def handoff(sock: socket.socket) -> None:
+            loop.call_soon_threadsafe(self.adopt, sock)
+
+        return handoff
+
+    async def _adopted(self, sock: socket.socket) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(sock=sock, limit=MAX_HEAD_BYTES)
+        except OSError:
+            sock.close()
+            return
+        await self._connection(reader, writer)
+
     async def close(self) -> None:
         if self._gateway is not None:
             await self._gateway.close()
         for server in self._servers:
             server.close()
-        for task in list(self._connections):
+        for task in [*self._connections, *self._adopting]:
             task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
+        await asyncio.gather(*self._connections, *self._adopting, return_exceptions=True)
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
@@ -333,6 +394,10 @@ class HttpEndpoints:
                 return
             method, target, keep_alive, body, token = request
             response = await self.handle(method, target, body, token)
+            if response.stream is not None:
+                # A stream ends with the connection: a watch lasts until the client leaves.
+                await _write_stream(reader, writer, response)
+                return
             await _write(writer, response, head_only=method == "HEAD", keep_alive=keep_alive)
             if not keep_alive:
                 return
@@ -375,7 +440,7 @@ async def _read_request(
     if not length_text.isdigit():
         return _error(400, "400 Bad Request: bad Content-Length")
     length = int(length_text)
-    limit = MAX_GATEWAY_BODY_BYTES if target.startswith("/v3/") else MAX_BODY_BYTES
+    limit = MAX_GATEWAY_BODY_BYTES if target.startswith(("/v3/", "/v3beta/")) else MAX_BODY_BYTES
     if length > limit:
         return _error(413, "413 Request Entity Too Large")
     body = await reader.readexactly(length) if length else b""
@@ -400,6 +465,51 @@ async def _write(
     if not head_only:
         writer.write(response.body)
     await writer.drain()
+
+
+async def _write_stream(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, response: Response
+) -> None:
+    """Send a streaming answer chunked, one chunk per message, until it ends or the client
+    goes away (its end of the connection closing cancels the call behind the stream)."""
+    assert response.stream is not None
+    head = [
+        f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}",
+        f"Content-Type: {response.content_type}",
+        f"Date: {email.utils.formatdate(usegmt=True)}",
+        *(f"{name}: {value}" for name, value in response.headers),
+        "Transfer-Encoding: chunked",
+        "Connection: close",
+    ]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+
+    async def client_gone() -> None:
+        # Nothing more is read from this connection: whatever comes is dropped until EOF.
+        while await reader.read(MAX_HEAD_BYTES):
+            pass
+
+    watcher = asyncio.get_running_loop().create_task(client_gone())
+    try:
+        writing = asyncio.get_running_loop().create_task(_send_chunks(writer, response.stream))
+        await asyncio.wait([writing, watcher], return_when=asyncio.FIRST_COMPLETED)
+        if not writing.done():
+            writing.cancel()
+        await asyncio.gather(writing, return_exceptions=True)
+        if writing.cancelled() or writing.exception() is not None:
+            return
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+    finally:
+        if response.cancel is not None:
+            response.cancel()
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+
+
+async def _send_chunks(writer: asyncio.StreamWriter, chunks: AsyncIterator[bytes]) -> None:
+    async for chunk in chunks:
+        writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        await writer.drain()
 
 
 def parse_listen_url(url: str) -> tuple[str, int]:

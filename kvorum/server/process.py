@@ -10,8 +10,10 @@ Start-up, in the order the pieces depend on each other:
    them;
 4. the peer transport on ``--listen-peer-urls`` (it must accept sends before raft starts),
    its peers from the member list, then the RaftNode;
-5. the client gRPC server on ``--listen-client-urls``; then the member publishes its name and
-   client URLs through raft.
+5. the member publishes its name and client URLs through raft; then the client gRPC server on
+   ``--listen-client-urls``. A plain-HTTP client URL is served through ``portmux`` (gRPC and
+   HTTP on one port, as etcd) unless ``--enable-grpc-gateway=false``; TLS and unix URLs are
+   bound by the gRPC server itself (gRPC only).
 
 SIGINT/SIGTERM stop it in the reverse order -- gRPC (with a short grace for requests in
 flight), raft, transport, then the backend's last batch is committed and synced -- and the
@@ -22,11 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
@@ -57,10 +62,11 @@ from kvorum.server.bootstrap import (
     plan,
 )
 from kvorum.server.compactor import policy_for, run_compactor
-from kvorum.server.gateway import Gateway, gateway_target
+from kvorum.server.gateway import Gateway
 from kvorum.server.httpserver import HttpEndpoints, MemberHealth
 from kvorum.server.member import ApplyDriver, KvorumMember, MemberSettings, request_timeout_s
 from kvorum.server.metrics import GrpcMetricsInterceptor, ServerMetrics, member_snapshot
+from kvorum.server.portmux import MuxProcess, listen_socket
 from kvorum.server.raftnode import RaftNode, RaftNodeConfig
 from kvorum.server.raftstorage import DEFAULT_CATCH_UP_ENTRIES, RaftStorage, StorageOptions
 from kvorum.server.wait import Wait
@@ -76,6 +82,10 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 GRPC_STOP_GRACE_S = 1.0
 """Requests in flight get this long to finish when the member stops."""
+INTERNAL_GRPC_HOST = "127.0.0.1"
+"""Where the gRPC server listens for the client port's mux and the gateway (ephemeral port)."""
+PORT_IN_USE_WAIT_S = 3.0
+PORT_IN_USE_POLL_S = 0.05
 HEALTH_POLL_S = 0.2
 """How often the process checks that the raft loop is still alive."""
 
@@ -130,6 +140,7 @@ class _Parts:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     http: HttpEndpoints | None = None
+    muxes: list[MuxProcess] = field(default_factory=list)
 
 
 async def _main(config: ServerConfig) -> int:
@@ -161,6 +172,11 @@ async def _main(config: ServerConfig) -> int:
             await asyncio.wait_for(stop.wait(), HEALTH_POLL_S)
         if raft.failure is not None:
             logger.critical("member %x stops: its raft loop failed (%s)", raft.id, raft.failure)
+            status = EXIT_FAILURE
+            break
+        mux_failure = next((m.failure for m in parts.muxes if m.failure), None)
+        if mux_failure is not None and not stop.is_set():  # clients could not reach it
+            logger.critical("member %x stops: %s", raft.id, mux_failure)
             status = EXIT_FAILURE
             break
     logger.info("member %s (%x) is shutting down", config.name, raft.id)
@@ -375,10 +391,13 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
     # The doctor's measures, live: scheduling lag and CPU steal as metrics, warnings.
     monitor = LiveMonitor(parts.metrics.registry, parts.metrics.wal_fsync_duration, heartbeat_s)
     parts.tasks.append(asyncio.get_running_loop().create_task(monitor.run(), name="live-monitor"))
-    if config.listen_metrics_urls:  # served while starting too: /health tells why not ready
-        target = gateway_target(config.listen_client_urls)
-        gateway = Gateway(target) if target is not None else None
+    muxed_urls = _muxed_client_urls(config)
+    # The gateway dials the gRPC server's internal listener, bound once the member published.
+    gateway = Gateway(None) if muxed_urls else None
+    if config.listen_metrics_urls or muxed_urls:
         parts.http = HttpEndpoints(parts.metrics, MemberHealth(member), gateway=gateway)
+    if parts.http is not None and config.listen_metrics_urls:
+        # Served while starting too: /health tells why the member is not ready.
         await parts.http.serve(config.listen_metrics_urls)
     parts.tasks.append(
         asyncio.get_running_loop().create_task(
@@ -429,13 +448,57 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
     )
     parts.server = server
     for url in config.listen_client_urls:
-        _bind(server, url, client_tls)
+        if url not in muxed_urls:
+            _bind(server, url, client_tls)
+    internal_port = server.add_insecure_port(f"{INTERNAL_GRPC_HOST}:0") if muxed_urls else 0
     await server.start()
+    if muxed_urls:
+        assert parts.http is not None and gateway is not None
+        gateway.connect(f"{INTERNAL_GRPC_HOST}:{internal_port}")
+        # The mux process hands HTTP connections over on this loop: adopt them directly.
+        handoff = parts.http.adopt
+        for url in muxed_urls:
+            internal = (INTERNAL_GRPC_HOST, internal_port)
+            parts.muxes.append(await _listen_muxed(url, internal, handoff))
     logger.info(
         "ready to serve client requests on %s (advertised %s)",
         ",".join(config.listen_client_urls),
         ",".join(config.advertise_client_urls) or "none",
     )
+
+
+def _muxed_client_urls(config: ServerConfig) -> tuple[str, ...]:
+    """The client URLs that serve HTTP beside gRPC: every plain ``http://`` one, unless the
+    gateway is turned off (``--enable-grpc-gateway=false``, which leaves the port gRPC-only
+    and spares the mux's cost)."""
+    if not config.enable_grpc_gateway:
+        return ()
+    return tuple(u for u in config.listen_client_urls if urlsplit(u).scheme == "http")
+
+
+async def _listen_muxed(
+    url: str, grpc_target: tuple[str, int], handoff: Callable[[socket.socket], None]
+) -> MuxProcess:
+    parts = urlsplit(url)
+    if parts.port is None or not parts.hostname:
+        raise StartError(f"cannot listen for clients on {url}")
+    deadline_s = time.monotonic() + PORT_IN_USE_WAIT_S
+    while True:
+        try:
+            listener = listen_socket(parts.hostname, parts.port)
+            break
+        except OSError as exc:
+            # The mux of this member's previous life (killed with SIGKILL) may hold the port
+            # for a moment longer, until it sees its member gone: waited out, briefly.
+            if exc.errno == errno.EADDRINUSE and time.monotonic() < deadline_s:
+                await asyncio.sleep(PORT_IN_USE_POLL_S)
+                continue
+            raise StartError(f"cannot listen for clients on {url}: {exc.strerror or exc}") from None
+    try:
+        return MuxProcess(listener, grpc_target, handoff)
+    except BaseException:
+        listener.close()
+        raise
 
 
 async def _first(task: asyncio.Task[None], stop: asyncio.Event) -> bool:
@@ -482,6 +545,8 @@ async def _shutdown(parts: _Parts) -> None:
     if parts.server is not None:
         with contextlib.suppress(Exception):
             await parts.server.stop(GRPC_STOP_GRACE_S)
+    for mux in parts.muxes:  # after gRPC's grace: spliced requests in flight could finish
+        await mux.close()
     if parts.member is not None:
         if parts.raft is not None and parts.raft.running:
             # etcd gives the hand-over its request timeout too; an election timeout is too

@@ -3,9 +3,11 @@ plain HTTP GETs, and a small parser of the Prometheus text format."""
 
 from __future__ import annotations
 
+import http.client
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -119,3 +121,41 @@ def parse_exposition(text: str) -> Exposition:
 def normalise_bound(le: str) -> float:
     """A bucket bound as a number (Go prints 0.001, Python 0.001; +Inf both)."""
     return float("inf") if le == "+Inf" else float(le)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReply:
+    status: int
+    headers: dict[str, str]
+    lines: list[str]  # each JSON message as sent (one per chunk), without its newline
+
+
+def stream_post(
+    url: str,
+    body: bytes,
+    *,
+    max_lines: int,
+    token: str | None = None,
+    timeout_s: float = HTTP_TIMEOUT_S,
+) -> StreamReply:
+    """POST to a streaming gateway path and read up to ``max_lines`` JSON lines (or until the
+    stream ends), then close the connection -- which ends a watch on the server's side."""
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout_s)
+    try:
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = token
+        conn.request("POST", parts.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        lines: list[str] = []
+        while len(lines) < max_lines:
+            raw = resp.readline()
+            if not raw:
+                break
+            if raw.strip():
+                lines.append(raw.decode().rstrip("\n"))
+        return StreamReply(resp.status, dict(resp.getheaders()), lines)
+    finally:
+        conn.close()

@@ -4,8 +4,9 @@
 - the metric names the issue lists are on kvorum's page with the type, help text and bucket
   boundaries a real etcd 3.4 gives them, and ``/version`` has etcd's shape;
 - ``/health`` turns unhealthy on the survivor when two of three members die (quorum lost) and
-  healthy again once they are back; ``/readyz``, ``/livez`` and ``?serializable=true`` say
-  which read still works.
+  healthy again once they are back -- on the metrics URL and on the client URL, where etcd
+  serves it beside gRPC; ``/readyz``, ``/livez`` and ``?serializable=true`` say which read
+  still works.
 """
 
 from __future__ import annotations
@@ -170,8 +171,9 @@ def test_names_types_and_version_match_etcd(tmp_path: Path) -> None:
 def test_health_follows_quorum(tmp_path: Path) -> None:
     with MetricsCluster(_kvorum(), 3, base_dir=tmp_path) as c:
         for i in range(3):
-            reply = http_get(c.metrics_url(i) + "/health")
-            assert (reply.status, reply.body) == (200, '{"health":"true"}')
+            for url in (c.metrics_url(i), c.endpoints[i]):
+                reply = http_get(url + "/health")
+                assert (reply.status, reply.body) == (200, '{"health":"true"}'), url
         leader = c.leader_index()
         assert leader is not None
         # The leader times heartbeats to its followers: the round-trip histogram moves.
@@ -191,6 +193,8 @@ def test_health_follows_quorum(tmp_path: Path) -> None:
             UNHEALTHY_WITHIN_S,
         )
         assert down.body == '{"health":"false"}\n'
+        client_down = http_get(c.endpoints[survivor] + "/health")
+        assert (client_down.status, client_down.body) == (503, '{"health":"false"}\n')
         ready = http_get(base + "/readyz?verbose")
         assert ready.status == 503
         assert "[-]linearizable_read failed:" in ready.body
@@ -202,8 +206,12 @@ def test_health_follows_quorum(tmp_path: Path) -> None:
         serializable = http_get(base + "/health?serializable=true")
         assert (serializable.status, serializable.body) == (200, '{"health":"true"}')
         failures = parse_exposition(http_get(base + "/metrics").body)
-        assert failures.value("etcd_server_health_failures") >= 1
+        assert failures.value("etcd_server_health_failures") >= 2
         assert failures.value("etcd_server_has_leader") == 0
+        # The client URL serves the same page (one registry per member).
+        on_client_port = parse_exposition(http_get(c.endpoints[survivor] + "/metrics").body)
+        assert on_client_port.value("etcd_server_has_leader") == 0
+        assert on_client_port.types == failures.types
 
         for i in range(3):
             if i != survivor:
@@ -212,6 +220,13 @@ def test_health_follows_quorum(tmp_path: Path) -> None:
             wait_for(
                 f"/health of member {i} healthy again",
                 lambda i=i: http_get(c.metrics_url(i) + "/health"),
+                lambda r: r.status == 200 and r.body == '{"health":"true"}',
+                HEALTHY_AGAIN_WITHIN_S,
+            )
+            # The restarted members serve their client URL once published.
+            wait_for(
+                f"/health of member {i} on its client URL",
+                lambda i=i: http_get(c.endpoints[i] + "/health"),
                 lambda r: r.status == 200 and r.body == '{"health":"true"}',
                 HEALTHY_AGAIN_WITHIN_S,
             )

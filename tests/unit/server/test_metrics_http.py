@@ -182,15 +182,11 @@ def test_over_a_socket_keep_alive_head_and_bad_requests(member: FakeMember) -> N
     asyncio.run(scenario())
 
 
-def test_gateway_dials_the_first_plain_client_url() -> None:
-    from kvorum.server.gateway import gateway_target, http_status
-
-    assert gateway_target(["https://10.0.0.1:2379", "http://0.0.0.0:2379"]) == "127.0.0.1:2379"
-    assert gateway_target(["http://[::]:2379"]) == "[::1]:2379"
-    assert gateway_target(["http://10.0.0.1:2379"]) == "10.0.0.1:2379"
-    assert gateway_target(["unix://sock", "https://h:1"]) is None
+def test_gateway_http_statuses_are_grpc_gateways() -> None:
     # grpc-gateway v1's status table, where etcd clients branch on it.
     import grpc
+
+    from kvorum.server.gateway import http_status
 
     assert http_status(grpc.StatusCode.OUT_OF_RANGE) == 400
     assert http_status(grpc.StatusCode.NOT_FOUND) == 404
@@ -200,3 +196,97 @@ def test_gateway_dials_the_first_plain_client_url() -> None:
 
 def test_without_a_gateway_v3_paths_are_not_found(endpoints: HttpEndpoints) -> None:
     assert get(endpoints, "/v3/kv/range", method="POST").status == 404
+
+
+def test_gateway_streams_and_aliases_as_etcd_serves_them() -> None:
+    import grpc
+
+    from kvorum.api.pb.etcdserverpb import rpc_pb2
+    from kvorum.server.gateway import (
+        Gateway,
+        GatewayReply,
+        _parse_messages,
+        _stream_error,
+        canonical_path,
+    )
+
+    assert canonical_path("/v3beta/kv/range") == "/v3/kv/range"
+    assert canonical_path("/v3alpha/kv/range") == "/v3alpha/kv/range"  # gone in etcd 3.4
+    gateway = Gateway(None)
+    assert gateway.serves("/v3beta/watch") and gateway.streams("/v3beta/watch")
+    assert gateway.serves("/v3/kv/put") and not gateway.streams("/v3/kv/put")
+    assert not gateway.serves("/v3alpha/kv/put")
+    # Several JSON messages in one body, with or without whitespace between them.
+    messages = _parse_messages('{"ID":"5"}{"ID": 6}\n {"ID":7}', rpc_pb2.LeaseKeepAliveRequest, 10)
+    assert [m.ID for m in messages] == [5, 6, 7]
+    assert len(_parse_messages('{"ID":1}{"ID":2}', rpc_pb2.LeaseKeepAliveRequest, 1)) == 1
+    # grpc-gateway v1's stream error chunk, as etcd sends it (no newline after it).
+    chunk = _stream_error(grpc.StatusCode.UNKNOWN, "auth: user name is empty")
+    assert json.loads(chunk) == {
+        "error": {
+            "grpc_code": 2,
+            "http_code": 500,
+            "message": "auth: user name is empty",
+            "http_status": "Internal Server Error",
+        }
+    }
+
+    async def scenario() -> None:
+        # A body that is not JSON: 500 with code 2 before any call, as etcd's gateway.
+        bad = await gateway.open_stream("/v3/watch", b"garbage")
+        assert isinstance(bad, GatewayReply) and bad.status == 500
+        assert json.loads(bad.body)["code"] == 2
+        # Before the gRPC listener is bound: unavailable, never a hang.
+        assert (await gateway.call("/v3/kv/range", b'{"key":"Zm9v"}')).status == 503
+        not_yet = await gateway.open_stream("/v3/lease/keepalive", b'{"ID":1}')
+        assert isinstance(not_yet, GatewayReply) and not_yet.status == 503
+        await gateway.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_stream_is_chunked_and_cancelled_when_the_client_leaves() -> None:
+    from collections.abc import AsyncIterator
+
+    from kvorum.server.gateway import Gateway, GatewayReply, GatewayStream
+
+    cancelled = asyncio.Event()
+
+    async def forever() -> AsyncIterator[bytes]:
+        yield b'{"result":{"created":true}}\n'
+        yield b'{"result":{"events":[]}}\n'
+        await asyncio.Event().wait()  # a watch with nothing more to say
+        yield b""  # never reached
+
+    class OneStream(Gateway):
+        async def open_stream(
+            self, path: str, body: bytes, token: str | None = None
+        ) -> GatewayReply | GatewayStream:
+            assert (path, body, token) == ("/v3beta/watch", b"{}", "tok")
+            return GatewayStream(200, forever(), cancelled.set)
+
+    async def scenario() -> None:
+        port = free_ports(1)[0]
+        endpoints = HttpEndpoints(ServerMetrics(), FakeMember(), gateway=OneStream(None))
+        await endpoints.serve([f"http://{LOOPBACK}:{port}"])
+        try:
+            reader, writer = await asyncio.open_connection(LOOPBACK, port)
+            writer.write(
+                b"POST /v3beta/watch HTTP/1.1\r\nHost: x\r\nAuthorization: tok\r\n"
+                b"Content-Length: 2\r\n\r\n{}"
+            )
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert b"Transfer-Encoding: chunked\r\n" in head
+            assert b"Grpc-Metadata-Content-Type: application/grpc\r\n" in head
+            # One chunk per message: size line, the JSON line, CRLF.
+            for expected in (b'{"result":{"created":true}}\n', b'{"result":{"events":[]}}\n'):
+                size = int(await asyncio.wait_for(reader.readuntil(b"\r\n"), 5), 16)
+                assert await asyncio.wait_for(reader.readexactly(size + 2), 5) == expected + b"\r\n"
+            assert not cancelled.is_set()
+            writer.close()
+            await asyncio.wait_for(cancelled.wait(), 5)  # the call behind it ends too
+        finally:
+            await endpoints.close()
+
+    asyncio.run(scenario())
