@@ -54,6 +54,16 @@ def _wait(what: str, condition: Callable[[], bool], within_s: float = WITHIN_S) 
         time.sleep(POLL_S)
 
 
+def _listening(port: int) -> bool:
+    """Whether any socket listens on TCP ``port`` (IPv4 or IPv6), per /proc/net/tcp{,6}."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                return True
+    return False
+
+
 def _address(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     assert parts.hostname is not None and parts.port is not None
@@ -67,12 +77,16 @@ def test_mux_lives_and_dies_with_its_member(tmp_path: Path) -> None:
         assert http_get(url + "/health").body == '{"health":"true"}'
         member = c.member(0)
         [mux_pid] = _children(member.pid)
+        assert _listening(_address(url)[1])
 
         # SIGKILL the member: its mux sees the hand-off socket close and ends; the port frees.
         c.kill(0)
         _wait("the mux ends with its member", lambda: not _alive(mux_pid))
-        with socket.create_server(_address(url)):
-            pass  # bindable: nothing holds the client port any more
+        # Nothing listens on the client port any more. Read from the kernel's socket table:
+        # binding it is no test (once free, the port may at once be the source port of another
+        # test's outgoing connection), nor is connecting (a connect to a free port in the
+        # ephemeral range can be a TCP self-connect, and succeed).
+        assert not _listening(_address(url)[1])
 
         # A mux that dies on its own stops the member (clients could no longer reach it).
         c.restart(0)
