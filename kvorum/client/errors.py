@@ -285,9 +285,15 @@ CODE_FALLBACK: dict[str, type[EtcdError]] = {
 }
 
 
+# gRPC's own texts for a broken transport under a code that does not say so: the C core reports
+# a connection reset under a call being opened (a member killed at that moment) as INTERNAL.
+# Not the server's answer, so the client fails over as for UNAVAILABLE.
+TRANSPORT_TEXTS: dict[str, type[EtcdError]] = {"Internal error from Core": Unavailable}
+
+
 def error_from_status(code: str, text: str) -> EtcdError:
     """The exception for a gRPC status given as its code name and message text."""
-    cls = ERROR_TABLE.get(text) or CODE_FALLBACK.get(code, EtcdError)
+    cls = ERROR_TABLE.get(text) or TRANSPORT_TEXTS.get(text) or CODE_FALLBACK.get(code, EtcdError)
     return cls(text, code)
 
 

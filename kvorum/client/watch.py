@@ -190,11 +190,7 @@ class Watch:
                     err = error_from_rpc(exc)
                     if isinstance(err, InvalidAuthTokenError):
                         self._pool.forget_token(index)  # expired token: log in again, retry
-                    elif (
-                        not isinstance(err, Unavailable)
-                        and err.code != "CANCELLED"
-                        and not _transport_torn_down(exc)
-                    ):
+                    elif not isinstance(err, Unavailable) and err.code != "CANCELLED":
                         self._closed = True
                         self._drop()
                         raise err from None
@@ -209,12 +205,3 @@ class Watch:
                     ) from None
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, BACKOFF_MAX_S)
-
-
-def _transport_torn_down(exc: grpc.aio.AioRpcError) -> bool:
-    """gRPC's C core reports a connection reset under a stream being opened (a member killed
-    at that moment) as INTERNAL "Internal error from Core": a broken transport, not an answer
-    of the server, so the watch moves on to the next endpoint as for UNAVAILABLE."""
-    return bool(
-        exc.code() == grpc.StatusCode.INTERNAL and exc.details() == "Internal error from Core"
-    )

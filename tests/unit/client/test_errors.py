@@ -53,6 +53,14 @@ def test_unknown_texts_fall_back_on_the_code() -> None:
     assert type(e.error_from_status("INTERNAL", "boom")) is e.EtcdError
 
 
+def test_a_transport_reset_reported_as_internal_is_unavailable() -> None:
+    """gRPC's C core says INTERNAL "Internal error from Core" when a member dies under a call
+    being opened; watch, keep-alive and retries must fail over as for UNAVAILABLE."""
+    err = e.error_from_status("INTERNAL", "Internal error from Core")
+    assert type(err) is e.Unavailable
+    assert err.code == "INTERNAL"
+
+
 def test_every_table_text_is_etcds_and_every_class_is_exported() -> None:
     for text, cls in e.ERROR_TABLE.items():
         assert text.startswith(("etcdserver: ", "election: "))
