@@ -173,19 +173,22 @@ class Pool:
             stub = self._stubs[(index, service)] = _STUBS[service](self.channel(index))
         return stub
 
-    async def ready(self, index: int, timeout_s: float) -> bool:
-        """Wait up to ``timeout_s`` for endpoint ``index`` to be connected."""
-        # A channel in TRANSIENT_FAILURE has just failed to connect (refused, unreachable):
-        # it counts as down at once rather than after the whole timeout, so failover is quick.
-        # gRPC keeps reconnecting it in the background (backoff <= BACKOFF_MAX_S).
+    async def ready(self, index: int, timeout_s: float, *, fail_fast: bool = True) -> bool:
+        """Wait up to ``timeout_s`` for endpoint ``index`` to be connected.
+
+        With ``fail_fast``, a channel in TRANSIENT_FAILURE (it has just failed to connect:
+        refused, unreachable) counts as down at once rather than after the whole timeout, so
+        failover is quick; gRPC keeps reconnecting it in the background (backoff <=
+        BACKOFF_MAX_S). Without, the wait spans that backoff: for a call that has no other
+        member to go to, a member restarted a moment ago is not reported down.
+        """
         ch = self.channel(index)
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + max(timeout_s, 0.0)
         state = ch.get_state(try_to_connect=True)
         while state != grpc.ChannelConnectivity.READY:
-            if state in (
-                grpc.ChannelConnectivity.TRANSIENT_FAILURE,
-                grpc.ChannelConnectivity.SHUTDOWN,
+            if state == grpc.ChannelConnectivity.SHUTDOWN or (
+                fail_fast and state == grpc.ChannelConnectivity.TRANSIENT_FAILURE
             ):
                 return False
             left_s = give_up_at - loop.time()
@@ -278,11 +281,15 @@ class Pool:
             index = self.current if endpoint is None else endpoint
             tried_in_round += 1
             url = self.endpoints[index].url
-            if not await self.ready(index, min(self.config.connect_timeout_s, remaining_s)):
+            # A call pinned to one member has nowhere else to go: it waits out the channel's
+            # reconnect backoff, then reports the member down (as etcdctl after its dial timeout).
+            connect_s = self.config.connect_timeout_s
+            if endpoint is not None:
+                connect_s += BACKOFF_MAX_S
+            if not await self.ready(index, min(connect_s, remaining_s), fail_fast=endpoint is None):
                 # Nothing was sent: any request may go to the next endpoint.
                 last_error = Unavailable(f"cannot connect to {url}", "UNAVAILABLE")
                 if endpoint is not None:
-                    # A call pinned to one member is a probe of that member: report at once.
                     raise last_error
                 self.advance(index)
                 continue
