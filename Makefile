@@ -21,8 +21,9 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# On CI, short tracebacks: the failing line of every failure fits in what the CI log keeps.
 unit: install
-	$(VENV)/bin/pytest -n 2 tests
+	$(VENV)/bin/pytest -n 2 $(if $(CI),--tb=short) tests
 
 test: deps lint typecheck unit
 
