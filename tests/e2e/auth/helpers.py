@@ -22,4 +22,13 @@ def masked(result: CtlResult) -> CtlResult:
     for pattern, replacement in _MASKS:
         out = pattern.sub(replacement, out)
         err = pattern.sub(replacement, err)
-    return CtlResult(result.returncode, out, err)
+    return CtlResult(result.returncode, out, _log_lines_sorted(err))
+
+
+def _log_lines_sorted(stderr: str) -> str:
+    """etcdctl's structured log lines come from concurrent goroutines (snapshot save logs
+    "fetching snapshot" before or after the stream's failure, run to run): they are compared
+    as a sorted block ahead of the other lines, which keep their order."""
+    lines = stderr.splitlines(keepends=True)
+    logs = sorted(line for line in lines if line.startswith('{"level":'))
+    return "".join(logs + [line for line in lines if not line.startswith('{"level":')])
