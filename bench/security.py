@@ -30,10 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -236,50 +232,21 @@ def table(figures: dict[tuple[str, str], dict[str, dict[str, Any]]], size: int) 
     return lines
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through `with Cluster`, which ends members by pid
-
-
 def main(argv: list[str] | None = None) -> int:
     raw_argv = sys.argv[1:] if argv is None else argv
     if raw_argv[:1] == ["client"]:
         return client_main(raw_argv[1:])
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--size", type=int, default=1, choices=(1, 3))
-    p.add_argument("--max-seconds", type=float, default=4.0, help="time bound per workload")
-    p.add_argument("--rounds", type=int, default=1, help="every cluster this many times (medians)")
-    p.add_argument("--json", help="also write every figure to this file")
-    args = p.parse_args(raw_argv)
-    if not 0 < args.max_seconds <= 10:
-        p.error("--max-seconds must be in (0, 10]")
-    if not 1 <= args.rounds <= 5:
-        p.error("--rounds must be in [1, 5]")
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    base_dir = Path(tempfile.mkdtemp(prefix="kvorum-bench-security-", dir="/tmp"))
-    load_before = os.getloadavg()[0]
-    runs: dict[tuple[str, str], list[dict[str, dict[str, Any]]]] = {}
-    try:
-        for round_ in range(args.rounds):
-            for server in SERVERS:
-                for i in range(len(MODES)):
-                    mode = MODES[(i + round_) % len(MODES)]
-                    run_dir = base_dir / f"{server}-{mode.replace('+', '-')}-{round_}"
-                    runs.setdefault((server, mode), []).append(measure(server, mode, run_dir, args))
-                    shutil.rmtree(run_dir, ignore_errors=True)
-    finally:
-        shutil.rmtree(base_dir, ignore_errors=True)
-    figures = {key: tls_bench.medians(results) for key, results in runs.items()}
-    command = shlex.join([".venv/bin/python", "bench/security.py", *raw_argv])
-    print(
-        f"Command: `{command}` (load average {load_before:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after; {os.cpu_count()} cores)\n"
+    return tls_bench.bench_main(
+        raw_argv,
+        script="bench/security.py",
+        description=__doc__ or "",
+        sizes=(1, 3),
+        default_size=1,
+        max_seconds=(4.0, 10.0),
+        modes=MODES,
+        measure=measure,
+        table=table,
     )
-    print("\n".join(table(figures, args.size)))
-    if args.json:
-        Path(args.json).write_text(
-            json.dumps({f"{s}/{m}": f for (s, m), f in figures.items()}, indent=1)
-        )
-    return 0
 
 
 if __name__ == "__main__":

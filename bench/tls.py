@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,35 +205,53 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through `with Cluster`, which ends members by pid
 
 
-def main(argv: list[str] | None = None) -> int:
-    raw_argv = sys.argv[1:] if argv is None else argv
-    if raw_argv[:1] == ["client"]:
-        return client_main(raw_argv[1:])
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--size", type=int, default=3, choices=(1, 3, 5))
-    p.add_argument("--max-seconds", type=float, default=5.0, help="time bound per workload")
+Figures = dict[tuple[str, str], dict[str, dict[str, Any]]]
+
+
+def bench_main(
+    raw_argv: list[str],
+    *,
+    script: str,
+    description: str,
+    sizes: tuple[int, ...],
+    default_size: int,
+    max_seconds: tuple[float, float],
+    modes: tuple[str, ...],
+    measure: Callable[[str, str, Path, argparse.Namespace], dict[str, dict[str, Any]]],
+    table: Callable[[Figures, int], list[str]],
+) -> int:
+    """The driver both security benchmarks share: parse the bounds, run every (server, mode)
+    cluster ``--rounds`` times (the order of the modes rotating between rounds, so a drift in
+    machine load favours none), print the command, the load and the table of medians."""
+    default_s, bound_s = max_seconds
+    p = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument("--size", type=int, default=default_size, choices=sizes)
+    p.add_argument("--max-seconds", type=float, default=default_s, help="time bound per workload")
     p.add_argument("--rounds", type=int, default=1, help="every cluster this many times (medians)")
     p.add_argument("--json", help="also write every figure to this file")
     args = p.parse_args(raw_argv)
-    if not 0 < args.max_seconds <= 15:
-        p.error("--max-seconds must be in (0, 15]")
+    if not 0 < args.max_seconds <= bound_s:
+        p.error(f"--max-seconds must be in (0, {bound_s:g}]")
     if not 1 <= args.rounds <= 5:
         p.error("--rounds must be in [1, 5]")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    base_dir = Path(tempfile.mkdtemp(prefix="kvorum-bench-tls-", dir="/tmp"))
+    base_dir = Path(tempfile.mkdtemp(prefix=f"kvorum-bench-{Path(script).stem}-", dir="/tmp"))
     load_before = os.getloadavg()[0]
     runs: dict[tuple[str, str], list[dict[str, dict[str, Any]]]] = {}
     try:
         for round_ in range(args.rounds):
             for server in SERVERS:
-                for mode in MODES if round_ % 2 == 0 else MODES[::-1]:
-                    run_dir = base_dir / f"{server}-{mode}-{round_}"
+                for i in range(len(modes)):
+                    mode = modes[(i + round_) % len(modes)]
+                    run_dir = base_dir / f"{server}-{mode.replace('+', '-')}-{round_}"
                     runs.setdefault((server, mode), []).append(measure(server, mode, run_dir, args))
                     shutil.rmtree(run_dir, ignore_errors=True)
     finally:
         shutil.rmtree(base_dir, ignore_errors=True)
     figures = {key: medians(results) for key, results in runs.items()}
-    command = shlex.join([".venv/bin/python", "bench/tls.py", *raw_argv])
+    command = shlex.join([".venv/bin/python", script, *raw_argv])
     print(
         f"Command: `{command}` (load average {load_before:.1f} before, "
         f"{os.getloadavg()[0]:.1f} after; {os.cpu_count()} cores)\n"
@@ -243,6 +262,23 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps({f"{s}/{m}": f for (s, m), f in figures.items()}, indent=1)
         )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    raw_argv = sys.argv[1:] if argv is None else argv
+    if raw_argv[:1] == ["client"]:
+        return client_main(raw_argv[1:])
+    return bench_main(
+        raw_argv,
+        script="bench/tls.py",
+        description=__doc__ or "",
+        sizes=(1, 3, 5),
+        default_size=3,
+        max_seconds=(5.0, 15.0),
+        modes=MODES,
+        measure=measure,
+        table=table,
+    )
 
 
 if __name__ == "__main__":
