@@ -237,8 +237,12 @@ class WatchServicer(rpc_pb2_grpc.WatchServicer):
             service.wake(stream_id)
 
     def _to_pb(self, r: WatchResponse) -> rpc_pb2.WatchResponse:
+        member = self._member.header()
+        header = (
+            convert.header(member, r.revision) if r.revision else convert.cluster_header(member)
+        )
         return rpc_pb2.WatchResponse(
-            header=convert.header(self._member.header(), r.revision),
+            header=header,
             watch_id=r.watch_id,
             created=r.created,
             canceled=r.canceled,

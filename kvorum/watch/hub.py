@@ -49,7 +49,6 @@ Other choices, against etcd 3.4 (`etcdserver/api/v3rpc/watch.go`, `mvcc/watchabl
   it has seen a revision whose events are still on their way (fixed the same way in 3.5).
 * An event response's header revision is the revision the watcher is now complete through,
   not the store's current revision etcd puts there, so resuming from it is always safe.
-* The compaction cancel carries the hub's current revision in its header; etcd leaves it 0.
 * A compacted watcher keeps its id until the client cancels it, as in etcd.
 """
 
@@ -313,8 +312,9 @@ class WatchHub:
             del self._unsynced[watcher]
             watcher.state = State.COMPACTED
             stream = self._streams[watcher.stream_id]
+            # etcd's compaction cancel carries no revision in its header: 0 here too.
             answer = WatchResponse(
-                watcher.watch_id, self._rev, canceled=True, compact_revision=compact_revision
+                watcher.watch_id, 0, canceled=True, compact_revision=compact_revision
             )
             self._push_control(watcher.stream_id, stream, answer)
             self._flush_progress(watcher.stream_id, stream)

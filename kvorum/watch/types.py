@@ -55,7 +55,8 @@ class WatchResponse:
 
     `revision` is the header revision. On an event response it is the revision through which
     this watcher has now been sent every event (so a client resuming from `revision + 1` loses
-    nothing); on progress, create and cancel responses it is the hub's current revision.
+    nothing); on progress, create and cancel responses it is the hub's current revision, but
+    on a compaction cancel 0, as etcd's (its header then has no revision).
     `fragment` is true on every piece of a split response but the last.
     """
 

@@ -52,7 +52,7 @@ def _shape(r: rpc_pb2.WatchResponse) -> tuple[Any, ...]:
         )
         for e in r.events
     )
-    control = (r.created or r.canceled) and not r.compact_revision
+    control = r.created or r.canceled  # a compaction cancel's header has no revision
     return (
         r.watch_id,
         r.created,

@@ -289,7 +289,8 @@ def test_start_below_compaction_is_canceled_with_compact_revision(env: Env) -> N
     env.take()
     env.catch_up()
     responses = env.take()
-    assert WatchResponse(below, 6, canceled=True, compact_revision=4) in responses
+    # etcd sends the compaction cancel with no revision in its header.
+    assert WatchResponse(below, 0, canceled=True, compact_revision=4) in responses
     # etcd 3.4 accepts a start at exactly the compact revision (`minRev < compactRev`).
     assert [e.kv.mod_revision for r in responses for e in r.events] == [4, 5, 6]
     assert {r.watch_id for r in responses if r.events} == {at}
