@@ -154,6 +154,7 @@ __all__ = [
     "KvorumMember",
     "MemberSettings",
     "Peers",
+    "SnapshotReader",
     "request_timeout_s",
     "translate_error",
 ]
@@ -443,7 +444,7 @@ def decode_snapshot_header(data: bytes) -> tuple[int, int] | None:
 # --- snapshots for the Maintenance service -----------------------------------------------------
 
 
-class _SnapshotReader:
+class SnapshotReader:
     """A backend copy read as chunks; the file goes away on ``aclose``."""
 
     def __init__(self, snap: BackendSnapshot) -> None:
@@ -1128,11 +1129,11 @@ class KvorumMember:
             time.monotonic() - started,
         )
 
-    async def snapshot(self) -> _SnapshotReader:
+    async def snapshot(self) -> SnapshotReader:
         self._refuse_if_learner()
         self.backend.batch.commit()  # the copy is of committed state: include every apply
         snap = await asyncio.to_thread(self.backend.snapshot)
-        return _SnapshotReader(snap)
+        return SnapshotReader(snap)
 
     async def move_leader(self, target_id: int) -> None:
         self._refuse_if_learner()

@@ -19,7 +19,6 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,7 +33,7 @@ from kvorum.api.member import (
     MemberInfo,
     Status,
 )
-from kvorum.backend import Backend, Snapshot
+from kvorum.backend import Backend
 from kvorum.config import load_config
 from kvorum.mvcc import (
     DeleteRangeRequest,
@@ -48,29 +47,11 @@ from kvorum.mvcc import (
     TxnResponse,
 )
 from kvorum.server.errors import BadLeaderTransfereeError
+from kvorum.server.member import ETCD_VERSION, SnapshotReader
 
-ETCD_VERSION = "3.4.23"
 TERM = 1
 START_TIMEOUT_S = 10.0
 MEMBER_ID_MAX = 2**64 - 1
-
-
-class StandaloneSnapshot:
-    """A backend `Snapshot` read as the servicer wants it."""
-
-    def __init__(self, snap: Snapshot) -> None:
-        self._snap = snap
-
-    @property
-    def size_bytes(self) -> int:
-        return self._snap.size_bytes
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        for chunk in self._snap:
-            yield chunk
-
-    async def aclose(self) -> None:
-        self._snap.close()
 
 
 class StandaloneMember:
@@ -223,9 +204,9 @@ class StandaloneMember:
     async def defragment(self) -> None:
         self.backend.defragment()
 
-    async def snapshot(self) -> StandaloneSnapshot:
+    async def snapshot(self) -> SnapshotReader:
         self.backend.batch.commit()
-        return StandaloneSnapshot(self.backend.snapshot())
+        return SnapshotReader(self.backend.snapshot())
 
     async def move_leader(self, target_id: int) -> None:
         if target_id != self.member_id:
