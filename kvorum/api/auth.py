@@ -28,6 +28,7 @@ from kvorum.api.errors import abort
 from kvorum.api.member import AuthMember
 from kvorum.api.pb.authpb import auth_pb2
 from kvorum.api.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from kvorum.apply import payload
 from kvorum.auth import (
     AuthError,
     AuthInfo,
@@ -363,7 +364,7 @@ def _read_only_txn(request: rpc_pb2.TxnRequest) -> TxnRequest | None:
     locally, so nothing checks it later); None otherwise, or if it does not convert (the
     servicer then refuses it with etcd's validation error)."""
     try:
-        txn = convert.txn_request(request)
+        txn = payload.txn_from_pb(request)
     except Exception:
         return None
 

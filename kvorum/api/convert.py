@@ -1,8 +1,8 @@
-"""protobuf <-> kvorum types, on every request's path, so kept lean.
+"""kvorum's results as protobuf responses, on every request's path, so kept lean.
 
 Messages are built with keyword arguments in one constructor call (upb does the field work in
-C) and enums are looked up in tuples rather than constructed. Requests must have passed
-`validate` first: enum values are then known to be in range.
+C). Requests go the other way through the raft payload's own decoders (`put_from_pb` and its
+siblings in `kvorum.apply.payload`), after `validate`.
 
 Response headers follow etcd's `header.fill`: the top-level header gets the member's cluster id,
 member id and raft term, and the response's own revision (the store's current one if the
@@ -18,114 +18,30 @@ from kvorum.api.member import AlarmMember, Header, MemberInfo, Status
 from kvorum.api.pb.etcdserverpb import rpc_pb2
 from kvorum.api.pb.mvccpb import kv_pb2
 from kvorum.mvcc import (
-    Compare,
-    CompareResult,
-    CompareTarget,
-    DeleteRangeRequest,
     DeleteRangeResponse,
     KeyValue,
-    PutRequest,
     PutResponse,
-    RangeRequest,
     RangeResponse,
-    RequestOp,
     ResponseOp,
-    SortOrder,
-    SortTarget,
-    TxnRequest,
     TxnResponse,
 )
 
 __all__ = [
     "alarm_members",
     "cluster_header",
-    "compare",
-    "delete_range_request",
     "delete_range_response",
     "header",
     "kv",
     "member",
     "members",
-    "put_request",
     "put_response",
-    "range_request",
     "range_response",
     "status_response",
-    "txn_request",
     "txn_response",
 ]
 
-_SORT_ORDERS = tuple(SortOrder)
-_SORT_TARGETS = tuple(SortTarget)
-_COMPARE_RESULTS = tuple(CompareResult)
-_COMPARE_TARGETS = tuple(CompareTarget)
 _KeyValuePb = kv_pb2.KeyValue
 _ResponseHeaderPb = rpc_pb2.ResponseHeader
-
-
-# --- requests --------------------------------------------------------------------------------
-
-
-def range_request(r: rpc_pb2.RangeRequest) -> RangeRequest:
-    return RangeRequest(
-        r.key,
-        r.range_end,
-        r.limit,
-        r.revision,
-        _SORT_ORDERS[r.sort_order],
-        _SORT_TARGETS[r.sort_target],
-        r.keys_only,
-        r.count_only,
-        r.min_mod_revision,
-        r.max_mod_revision,
-        r.min_create_revision,
-        r.max_create_revision,
-    )
-
-
-def put_request(r: rpc_pb2.PutRequest) -> PutRequest:
-    return PutRequest(r.key, r.value, r.lease, r.prev_kv, r.ignore_value, r.ignore_lease)
-
-
-def delete_range_request(r: rpc_pb2.DeleteRangeRequest) -> DeleteRangeRequest:
-    return DeleteRangeRequest(r.key, r.range_end, r.prev_kv)
-
-
-def compare(c: rpc_pb2.Compare) -> Compare:
-    # Only the field named by the target is read; the others stay at their zero values, which
-    # is what protobuf returns for the unset members of the oneof.
-    return Compare(
-        c.key,
-        _COMPARE_TARGETS[c.target],
-        _COMPARE_RESULTS[c.result],
-        c.range_end,
-        c.version,
-        c.create_revision,
-        c.mod_revision,
-        c.value,
-        c.lease,
-    )
-
-
-def _request_op(op: rpc_pb2.RequestOp) -> RequestOp:
-    which = op.WhichOneof("request")
-    if which == "request_range":
-        return range_request(op.request_range)
-    if which == "request_put":
-        return put_request(op.request_put)
-    if which == "request_delete_range":
-        return delete_range_request(op.request_delete_range)
-    if which == "request_txn":
-        return txn_request(op.request_txn)
-    raise ValueError("empty RequestOp (validate rejects it first)")
-
-
-def txn_request(r: rpc_pb2.TxnRequest) -> TxnRequest:
-    return TxnRequest(
-        tuple([compare(c) for c in r.compare]),
-        tuple([_request_op(op) for op in r.success]),
-        tuple([_request_op(op) for op in r.failure]),
-    )
 
 
 # --- responses -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from kvorum.api import convert, validate
 from kvorum.api.errors import abort
 from kvorum.api.member import Member
 from kvorum.api.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from kvorum.apply import payload
 
 __all__ = ["KVServicer"]
 
@@ -24,7 +25,7 @@ class KVServicer(rpc_pb2_grpc.KVServicer):
     ) -> rpc_pb2.RangeResponse:
         try:
             validate.check_range(request)
-            resp = await self._member.range(convert.range_request(request), request.serializable)
+            resp = await self._member.range(payload.range_from_pb(request), request.serializable)
         except Exception as exc:
             await abort(context, exc, "Range")
         return convert.range_response(resp, convert.header(self._member.header(), resp.revision))
@@ -34,7 +35,7 @@ class KVServicer(rpc_pb2_grpc.KVServicer):
     ) -> rpc_pb2.PutResponse:
         try:
             validate.check_put(request, self._limits)
-            resp = await self._member.put(convert.put_request(request))
+            resp = await self._member.put(payload.put_from_pb(request))
         except Exception as exc:
             await abort(context, exc, "Put")
         return convert.put_response(resp, convert.header(self._member.header(), resp.revision))
@@ -44,7 +45,7 @@ class KVServicer(rpc_pb2_grpc.KVServicer):
     ) -> rpc_pb2.DeleteRangeResponse:
         try:
             validate.check_delete_range(request, self._limits)
-            resp = await self._member.delete_range(convert.delete_range_request(request))
+            resp = await self._member.delete_range(payload.delete_range_from_pb(request))
         except Exception as exc:
             await abort(context, exc, "DeleteRange")
         return convert.delete_range_response(
@@ -57,7 +58,7 @@ class KVServicer(rpc_pb2_grpc.KVServicer):
         try:
             # Field checks come before conversion: conversion assumes known enum values.
             validate.check_txn_fields(request, self._limits)
-            converted = convert.txn_request(request)
+            converted = payload.txn_from_pb(request)
             validate.check_txn(request, converted, self._limits)
             serializable = validate.is_txn_serializable(request)
             resp = await self._member.txn(converted, serializable)

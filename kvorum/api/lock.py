@@ -40,6 +40,7 @@ from kvorum.api.member import AuthMember, LeaseMember, Member
 from kvorum.api.pb.etcdserverpb import rpc_pb2
 from kvorum.api.pb.v3lockpb import v3lock_pb2, v3lock_pb2_grpc
 from kvorum.api.watch import WatchService
+from kvorum.apply import payload
 from kvorum.auth.context import CALLER
 from kvorum.mvcc import (
     DeleteRangeRequest,
@@ -188,11 +189,11 @@ class LocalClient:
     async def range(self, request: rpc_pb2.RangeRequest) -> RangeResponse:
         validate.check_range(request)
         self._check_read(request.key, request.range_end)
-        return await self._member.range(convert.range_request(request), False)
+        return await self._member.range(payload.range_from_pb(request), False)
 
     async def txn(self, request: rpc_pb2.TxnRequest) -> TxnResponse:
         validate.check_txn_fields(request, self._limits)
-        converted = convert.txn_request(request)
+        converted = payload.txn_from_pb(request)
         validate.check_txn(request, converted, self._limits)
         return await self._member.txn(converted, False)
 

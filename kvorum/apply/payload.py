@@ -71,9 +71,14 @@ __all__ = [
     "MAX_TXN_DEPTH",
     "Op",
     "PayloadError",
+    "compare_from_pb",
     "decode_payload",
+    "delete_range_from_pb",
     "encode_payload",
     "encode_pb",
+    "put_from_pb",
+    "range_from_pb",
+    "txn_from_pb",
 ]
 
 # Enums are handed to protobuf by name: the member names of kvorum's enums are etcd's.
@@ -327,15 +332,21 @@ def _parse(cls: type[Message], body: bytes) -> Any:
     return msg
 
 
-def _put(r: rpc_pb2.PutRequest) -> PutRequest:
+# The KV requests from their etcdserverpb messages. One implementation for two paths: every
+# member decoding a payload here, and the gRPC layer (kvorum/api) converting a client's request
+# that `validate` has passed. Unknown enum values raise ValueError (PayloadError through
+# decode_payload), so a payload from a newer or broken proposer cannot slip through.
+
+
+def put_from_pb(r: rpc_pb2.PutRequest) -> PutRequest:
     return PutRequest(r.key, r.value, r.lease, r.prev_kv, r.ignore_value, r.ignore_lease)
 
 
-def _delete(r: rpc_pb2.DeleteRangeRequest) -> DeleteRangeRequest:
+def delete_range_from_pb(r: rpc_pb2.DeleteRangeRequest) -> DeleteRangeRequest:
     return DeleteRangeRequest(r.key, r.range_end, r.prev_kv)
 
 
-def _range(r: rpc_pb2.RangeRequest) -> RangeRequest:
+def range_from_pb(r: rpc_pb2.RangeRequest) -> RangeRequest:
     return RangeRequest(
         r.key,
         r.range_end,
@@ -352,7 +363,7 @@ def _range(r: rpc_pb2.RangeRequest) -> RangeRequest:
     )
 
 
-def _compare(c: rpc_pb2.Compare) -> Compare:
+def compare_from_pb(c: rpc_pb2.Compare) -> Compare:
     return Compare(
         c.key,
         CompareTarget(c.target),
@@ -366,26 +377,26 @@ def _compare(c: rpc_pb2.Compare) -> Compare:
     )
 
 
-def _op(op: rpc_pb2.RequestOp, depth: int) -> RequestOp:
+def _op_from_pb(op: rpc_pb2.RequestOp, depth: int) -> RequestOp:
     which = op.WhichOneof("request")
     if which == "request_range":
-        return _range(op.request_range)
+        return range_from_pb(op.request_range)
     if which == "request_put":
-        return _put(op.request_put)
+        return put_from_pb(op.request_put)
     if which == "request_delete_range":
-        return _delete(op.request_delete_range)
+        return delete_range_from_pb(op.request_delete_range)
     if which == "request_txn":
-        return _txn(op.request_txn, depth + 1)
+        return txn_from_pb(op.request_txn, depth + 1)
     raise PayloadError("txn op with no request")
 
 
-def _txn(r: rpc_pb2.TxnRequest, depth: int = 0) -> TxnRequest:
+def txn_from_pb(r: rpc_pb2.TxnRequest, depth: int = 0) -> TxnRequest:
     if depth > MAX_TXN_DEPTH:
         raise PayloadError(f"txn nested deeper than {MAX_TXN_DEPTH}")
     return TxnRequest(
-        tuple(_compare(c) for c in r.compare),
-        tuple(_op(op, depth) for op in r.success),
-        tuple(_op(op, depth) for op in r.failure),
+        tuple(compare_from_pb(c) for c in r.compare),
+        tuple(_op_from_pb(op, depth) for op in r.success),
+        tuple(_op_from_pb(op, depth) for op in r.failure),
     )
 
 
@@ -454,9 +465,9 @@ def _decode_revoke_permission(body: bytes) -> Request:
 
 
 _DECODERS: dict[Op, Callable[[bytes], Request]] = {
-    Op.PUT: lambda b: _put(_parse(rpc_pb2.PutRequest, b)),
-    Op.DELETE_RANGE: lambda b: _delete(_parse(rpc_pb2.DeleteRangeRequest, b)),
-    Op.TXN: lambda b: _txn(_parse(rpc_pb2.TxnRequest, b)),
+    Op.PUT: lambda b: put_from_pb(_parse(rpc_pb2.PutRequest, b)),
+    Op.DELETE_RANGE: lambda b: delete_range_from_pb(_parse(rpc_pb2.DeleteRangeRequest, b)),
+    Op.TXN: lambda b: txn_from_pb(_parse(rpc_pb2.TxnRequest, b)),
     Op.COMPACTION: _decode_compaction,
     Op.LEASE_GRANT: lambda b: LeaseGrantRequest(
         _parse(rpc_pb2.LeaseGrantRequest, b).ID, _parse(rpc_pb2.LeaseGrantRequest, b).TTL

@@ -6,6 +6,7 @@ from kvorum.api import convert
 from kvorum.api.member import AlarmMember, AlarmType, Header, MemberInfo, Status
 from kvorum.api.pb.etcdserverpb import rpc_pb2
 from kvorum.api.pb.mvccpb import kv_pb2
+from kvorum.apply import payload
 from kvorum.mvcc import (
     Compare,
     CompareResult,
@@ -43,18 +44,18 @@ def test_range_request_every_field() -> None:
         min_create_revision=3,
         max_create_revision=4,
     )
-    assert convert.range_request(pb) == RangeRequest(
+    assert payload.range_from_pb(pb) == RangeRequest(
         b"a", b"z", 5, 7, SortOrder.DESCEND, SortTarget.MOD, True, True, 1, 2, 3, 4
     )
-    assert convert.range_request(rpc_pb2.RangeRequest(key=b"k")) == RangeRequest(b"k")
+    assert payload.range_from_pb(rpc_pb2.RangeRequest(key=b"k")) == RangeRequest(b"k")
 
 
 def test_put_and_delete_requests() -> None:
     pb = rpc_pb2.PutRequest(
         key=b"k", value=b"v", lease=9, prev_kv=True, ignore_value=True, ignore_lease=True
     )
-    assert convert.put_request(pb) == PutRequest(b"k", b"v", 9, True, True, True)
-    assert convert.delete_range_request(
+    assert payload.put_from_pb(pb) == PutRequest(b"k", b"v", 9, True, True, True)
+    assert payload.delete_range_from_pb(
         rpc_pb2.DeleteRangeRequest(key=b"a", range_end=b"\0", prev_kv=True)
     ) == DeleteRangeRequest(b"a", b"\0", True)
 
@@ -74,7 +75,7 @@ def test_compare_targets() -> None:
     for pb, field, value in cases:
         pb.result = rpc_pb2.Compare.GREATER
         pb.range_end = b"z"
-        got = convert.compare(pb)
+        got = payload.compare_from_pb(pb)
         assert got.target == CompareTarget(pb.target)
         assert got.result == CompareResult.GREATER
         assert got.range_end == b"z"
@@ -93,7 +94,7 @@ def test_nested_txn_request() -> None:
         ],
         failure=[rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=b"r"))],
     )
-    assert convert.txn_request(pb) == TxnRequest(
+    assert payload.txn_from_pb(pb) == TxnRequest(
         (Compare(b"c", CompareTarget.VERSION, CompareResult.NOT_EQUAL),),
         (PutRequest(b"p", b"1"), TxnRequest(success=(DeleteRangeRequest(b"d"),))),
         (RangeRequest(b"r"),),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from kvorum.api import convert, validate
+from kvorum.api import validate
 from kvorum.api.errors import (
     ApiError,
     EmptyKeyError,
@@ -19,6 +19,7 @@ from kvorum.api.errors import (
     status_of,
 )
 from kvorum.api.pb.etcdserverpb import rpc_pb2
+from kvorum.apply import payload
 from kvorum.mvcc import DuplicateKeyError
 
 LIMITS = validate.Limits()
@@ -49,7 +50,7 @@ def cmp(key: bytes) -> rpc_pb2.Compare:
 
 def check_txn(req: rpc_pb2.TxnRequest, limits: validate.Limits = LIMITS) -> None:
     validate.check_txn_fields(req, limits)
-    validate.check_txn(req, convert.txn_request(req), limits)
+    validate.check_txn(req, payload.txn_from_pb(req), limits)
 
 
 MIB = 1024 * 1024
