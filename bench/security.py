@@ -29,10 +29,7 @@ Every process is started and ended by pid.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,17 +144,7 @@ def run_client(
         "--op", w.op, "--clients", str(w.clients), "--conns", str(w.conns),
         "--max-ops", str(w.max_ops), "--max-seconds", str(args.max_seconds),
     ]  # fmt: skip
-    with tempfile.TemporaryFile(mode="w+") as err_file:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err_file, text=True)
-        try:
-            out, _ = proc.communicate(timeout=args.max_seconds + CLIENT_GRACE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()  # by pid: only the client this run started
-            out, _ = proc.communicate()
-        err_file.seek(0)
-        if proc.returncode != 0:
-            raise RuntimeError(f"client failed ({proc.returncode}): {err_file.read()[-2000:]}")
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result = tls_bench.run_load_client(command, args.max_seconds)
     if result["errors"]:
         raise RuntimeError(f"{w.label}: {result['errors']} errors, first: {result['first_error']}")
     return result

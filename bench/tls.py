@@ -126,10 +126,16 @@ def run_client(
         "--clients", str(w.clients), "--conns", str(w.conns),
         "--max-ops", str(w.max_ops), "--max-seconds", str(args.max_seconds),
     ]  # fmt: skip
+    return run_load_client(command, args.max_seconds)
+
+
+def run_load_client(command: list[str], max_seconds: float) -> dict[str, Any]:
+    """Run one load-client process (bounded: its own time plus a grace, then killed by pid)
+    and return the JSON figures it prints last."""
     with tempfile.TemporaryFile(mode="w+") as err_file:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err_file, text=True)
         try:
-            out, _ = proc.communicate(timeout=args.max_seconds + CLIENT_GRACE_S)
+            out, _ = proc.communicate(timeout=max_seconds + CLIENT_GRACE_S)
         except subprocess.TimeoutExpired:
             proc.kill()  # by pid: only the client this run started
             out, _ = proc.communicate()
