@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from kvorum.testing import CtlResult
 
-__all__ = ["masked"]
+__all__ = ["differences", "masked"]
 
 _MASKS = [
     (re.compile(r'"ts":"[^"]*"'), '"ts":"<ts>"'),
@@ -32,3 +34,12 @@ def _log_lines_sorted(stderr: str) -> str:
     lines = stderr.splitlines(keepends=True)
     logs = sorted(line for line in lines if line.startswith('{"level":'))
     return "".join(logs + [line for line in lines if not line.startswith('{"level":')])
+
+
+def differences(expected: Sequence[tuple[str, Any]], got: Sequence[tuple[str, Any]]) -> list[str]:
+    """The labelled outcomes of the same script on etcd and kvorum that differ, one text each."""
+    return [
+        f"{label}:\n  etcd:   {want}\n  kvorum: {have}"
+        for (label, want), (_, have) in zip(expected, got, strict=True)
+        if want != have
+    ]

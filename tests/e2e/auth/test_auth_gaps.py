@@ -22,6 +22,7 @@ from kvorum.api.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvorum.api.pb.v3electionpb import v3election_pb2, v3election_pb2_grpc
 from kvorum.api.pb.v3lockpb import v3lock_pb2, v3lock_pb2_grpc
 from kvorum.testing import ETCD, ETCDCTL, Cluster, binary_for
+from tests.e2e.auth.helpers import differences
 
 pytestmark = pytest.mark.skipif(
     shutil.which(ETCD) is None or shutil.which(ETCDCTL) is None,
@@ -175,11 +176,7 @@ def test_lock_election_and_empty_key_permissions_as_etcd(tmp_path: Path) -> None
         pytest.skip("kvorum is not installed in this environment")
     expected = _run("etcd", tmp_path / "etcd")
     got = _run("kvorum", tmp_path / "kvorum")
-    mismatches = [
-        f"{label}:\n  etcd:   {want}\n  kvorum: {have}"
-        for (label, want), (_, have) in zip(expected, got, strict=True)
-        if want != have
-    ]
+    mismatches = differences(expected, got)
     assert not mismatches, f"{len(mismatches)} differences:\n" + "\n".join(mismatches)
     # The reference must both allow and refuse, or the comparison checks nothing.
     outcomes = {label: outcome for label, outcome in expected}

@@ -21,7 +21,7 @@ import pytest
 
 from kvorum.api.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from kvorum.testing import ETCD, ETCDCTL, Cluster, CtlResult, binary_for
-from tests.e2e.auth.helpers import masked
+from tests.e2e.auth.helpers import differences, masked
 
 pytestmark = pytest.mark.skipif(
     shutil.which(ETCD) is None or shutil.which(ETCDCTL) is None,
@@ -180,11 +180,7 @@ def test_every_call_is_allowed_or_refused_as_etcd_decides(tmp_path: Path) -> Non
         pytest.skip("kvorum is not installed in this environment")
     expected = _run_matrix("etcd", tmp_path / "etcd")
     got = _run_matrix("kvorum", tmp_path / "kvorum")
-    mismatches = [
-        f"{label}:\n  etcd:   {want}\n  kvorum: {have}"
-        for (label, want), (_, have) in zip(expected, got, strict=True)
-        if want != have
-    ]
+    mismatches = differences(expected, got)
     assert not mismatches, f"{len(mismatches)} differences:\n" + "\n".join(mismatches)
     # The matrix must hold both outcomes on the reference, or it checks nothing.
     denied = [label for label, r in expected if "permission denied" in r.stderr + r.stdout]
