@@ -105,6 +105,18 @@ def test_member_ids_are_replaced_as_whole_tokens_only() -> None:
     )
 
 
+def test_padded_member_ids_normalise_like_full_width_ones() -> None:
+    # etcdctl prints "Member %16x removed from cluster %16x": an id with a zero top nibble
+    # comes out with two spaces after "Member", one a full-width id with one.
+    short = ClusterFacts((1,), (2,), (0x0CD38E1A74885EA2,), 0x0C35432BF03B3F54)
+    text_a = f"Member {RUN_A.member_ids[0]:16x} removed from cluster {RUN_A.cluster_id:16x}\n"
+    text_b = f"Member {short.member_ids[0]:16x} removed from cluster {short.cluster_id:16x}\n"
+    assert text_b.startswith("Member  cd38e1a74885ea2 ")
+    expected = "Member <member-0> removed from cluster <cluster>\n"
+    assert _norm(text_a, RUN_A, "member remove x") == expected
+    assert _norm(text_b, short, "member remove x") == expected
+
+
 def test_captured_ids_in_hex_and_decimal() -> None:
     facts = ClusterFacts((1,), (2,), (3,), 4, captured=(("LEASE", "694d7c4b1d7e2d0a"),))
     decimal = str(0x694D7C4B1D7E2D0A)
