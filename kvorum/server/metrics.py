@@ -48,6 +48,7 @@ from kvorum.raft import Message, MessageType
 
 if TYPE_CHECKING:
     from kvorum.server.member import KvorumMember
+    from kvorum.watch.hub import WatchHub
 
 __all__ = [
     "CONTENT_TYPE",
@@ -112,9 +113,14 @@ class MemberSnapshot:
     db_size_in_use_bytes: int
     current_revision: int
     compact_revision: int
+    watch_streams: int
+    watchers: int
+    slow_watchers: int
 
 
-def member_snapshot(member: KvorumMember, quota_backend_bytes: int) -> MemberSnapshot:
+def member_snapshot(
+    member: KvorumMember, quota_backend_bytes: int, watches: WatchHub
+) -> MemberSnapshot:
     """Read `member`'s state for a scrape (on the event loop, which owns that state)."""
     from kvorum.server.member import ETCD_VERSION
 
@@ -139,6 +145,9 @@ def member_snapshot(member: KvorumMember, quota_backend_bytes: int) -> MemberSna
         db_size_in_use_bytes=member.backend.size_in_use_bytes(),
         current_revision=member.store.current_revision,
         compact_revision=member.store.compact_revision,
+        watch_streams=watches.stream_count(),
+        watchers=watches.watcher_count(),
+        slow_watchers=watches.slow_watcher_count(),
     )
 
 
@@ -266,6 +275,19 @@ class _MemberCollector(Collector):
             "etcd_debugging_mvcc_compact_revision",
             "The revision of the last compaction in store.",
             snap.compact_revision,
+        )
+        yield _gauge(
+            "etcd_debugging_mvcc_watch_stream_total",
+            "Total number of watch streams.",
+            snap.watch_streams,
+        )
+        yield _gauge(
+            "etcd_debugging_mvcc_watcher_total", "Total number of watchers.", snap.watchers
+        )
+        yield _gauge(
+            "etcd_debugging_mvcc_slow_watcher_total",
+            "Total number of unsynced slow watchers.",
+            snap.slow_watchers,
         )
 
 

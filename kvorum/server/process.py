@@ -370,7 +370,7 @@ async def _start(config: ServerConfig, parts: _Parts, stop: asyncio.Event) -> No
     # Before raft starts, so the first election this member wins promotes the lessor.
     raft.add_leader_listener(member.on_leader_change)
     raft.add_leader_listener(parts.metrics.on_leader_change)
-    parts.metrics.source = lambda: member_snapshot(member, applier.quota_bytes)
+    parts.metrics.source = lambda: member_snapshot(member, applier.quota_bytes, watch.hub)
     member_ref.append(member)
     parts.member = member
     transport.set_cluster_info_provider(

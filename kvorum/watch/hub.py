@@ -121,6 +121,13 @@ class WatchHub:
     def watcher_count(self) -> int:
         return sum(len(s.watchers) for s in self._streams.values())
 
+    def stream_count(self) -> int:
+        return len(self._streams)
+
+    def slow_watcher_count(self) -> int:
+        """Watchers behind the published revision, caught up from history (etcd's unsynced)."""
+        return len(self._unsynced)
+
     def backlog(self, stream_id: int) -> tuple[int, int]:
         """(responses, bytes) waiting in the stream's buffer."""
         stream = self._streams.get(stream_id)

@@ -110,8 +110,8 @@ def test_keep_alive_outlives_the_ttl_and_reports_a_revoked_lease(
 
 
 def _server_watchers(url: str) -> int | None:
-    """etcd's count of open watchers (a debugging metric; None if the server lacks it, or
-    serves no HTTP on its client port, as kvorum until its HTTP server lands)."""
+    """The server's count of open watchers (etcd's debugging metric, which kvorum exports
+    too); None if the server lacks it or serves no HTTP on its client port."""
     try:
         with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
             text = response.read().decode()

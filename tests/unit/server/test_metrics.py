@@ -44,6 +44,9 @@ def snapshot(**changes: Any) -> MemberSnapshot:
         "db_size_in_use_bytes": 28672,
         "current_revision": 7,
         "compact_revision": -1,
+        "watch_streams": 2,
+        "watchers": 5,
+        "slow_watchers": 1,
     }
     base.update(changes)
     return MemberSnapshot(**base)
@@ -79,6 +82,9 @@ def test_scrape_reads_the_member_and_spells_series_as_etcd() -> None:
     assert sample(text, "etcd_server_id", '{server_id="8e9e05c52164694d"}') == 1
     assert sample(text, "etcd_server_version", '{server_version="3.4.23"}') == 1
     assert sample(text, "etcd_mvcc_db_total_size_in_use_in_bytes") == 28672
+    assert sample(text, "etcd_debugging_mvcc_watch_stream_total") == 2
+    assert sample(text, "etcd_debugging_mvcc_watcher_total") == 5
+    assert sample(text, "etcd_debugging_mvcc_slow_watcher_total") == 1
     # etcd's two health counters have no _total, yet are counters.
     assert sample(text, "etcd_server_health_success") == 1
     assert sample(text, "etcd_server_health_failures") == 2

@@ -323,11 +323,15 @@ def test_cancel_answers_and_stops_events(env: Env) -> None:
 
 
 def test_close_stream_drops_everything(env: Env) -> None:
+    env.put(b"k")
     env.watch(b"k")
-    env.watch(b"k", start_revision=1)
+    env.watch(b"k", start_revision=1)  # history to replay: unsynced until caught up
+    counts = (env.hub.stream_count(), env.hub.watcher_count(), env.hub.slow_watcher_count())
+    assert counts == (1, 2, 1)
     env.hub.close_stream(S)
     env.put(b"k")
     assert env.hub.watcher_count() == 0 and not env.hub.has_unsynced
+    assert (env.hub.stream_count(), env.hub.slow_watcher_count()) == (0, 0)
     assert env.take() == []
 
 
