@@ -796,8 +796,10 @@ class KvorumMember:
 
     async def lease_grant(self, lease_id: int, ttl_s: int) -> tuple[int, int, int]:
         self._refuse_if_learner()
-        # The id is chosen here, before proposing, so every member grants the same one.
-        chosen = choose_lease_id(lease_id, lambda: int.from_bytes(os.urandom(8), "big"))
+        # The id is chosen here, before proposing, so every member grants the same one. As
+        # etcd's, it comes from this member's request-id generator: ids from one member grow,
+        # and ids from two members differ in their prefix (the member id's low 16 bits).
+        chosen = choose_lease_id(lease_id, self.raft.next_request_id)
         resp = await self._propose_as(LeaseGrantRequest(chosen, ttl_s), LeaseGrantResponse)
         return resp.revision, resp.lease_id, resp.ttl_s
 

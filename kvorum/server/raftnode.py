@@ -357,6 +357,11 @@ class RaftNode:
 
     # --- requests ----------------------------------------------------------------------------
 
+    def next_request_id(self) -> int:
+        """A fresh id from this member's request-id generator (etcd's reqIDGen): proposals'
+        ids, and ids a proposal carries, such as a new lease's."""
+        return self._ids.next()
+
     async def propose(self, payload: bytes, timeout_s: float) -> object:
         """Propose ``payload``; returns what the applier triggered its request id with.
 
@@ -444,7 +449,7 @@ class RaftNode:
         await self._wait_for_leader(deadline)
         if len(self._proposals) >= self.config.max_pending_proposals:
             raise TooManyRequestsError(f"{len(self._proposals)} proposals queued")
-        request_id = self._ids.next()
+        request_id = self.next_request_id()
         future = self.wait.register(request_id)
         if cc is None:
             proposal = _Proposal(request_id, encode_envelope(request_id, payload))
