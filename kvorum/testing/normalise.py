@@ -81,20 +81,18 @@ def _ports(text: str, _: Invocation, facts: ClusterFacts) -> str:
     return _replace_values(text, pairs)
 
 
-def _id_forms(value: int, placeholder: str) -> list[tuple[str, str]]:
-    """Every form etcdctl prints an id in: hex (simple, table), decimal (json, fields), and hex
-    padded to 16 columns with spaces ("Member %16x removed ..."), which gives an id below 2**60
-    leading spaces. The padded form goes first so that its spaces are replaced with it."""
-    forms = dict.fromkeys((f"{value:16x}", f"{value:x}", str(value)))
-    return [(form, placeholder) for form in forms]
+#: etcdctl prints ids padded to 16 columns with spaces in some lines ("Member %16x removed from
+#: cluster %16x"), so an id with a zero top nibble comes out with extra spaces before it.
+_PADDED_ID = re.compile(r"(?<=\S)  +(?=<(?:member-\d+|cluster)>)")
 
 
 def _ids(text: str, _: Invocation, facts: ClusterFacts) -> str:
     pairs: list[tuple[str, str]] = []
     for i, member_id in enumerate(facts.member_ids):
-        pairs += _id_forms(member_id, f"<member-{i}>")
-    pairs += _id_forms(facts.cluster_id, "<cluster>")
-    return _replace_values(text, pairs)
+        # etcdctl prints member ids in hex (simple, table) and in decimal (json, fields).
+        pairs += [(f"{member_id:x}", f"<member-{i}>"), (str(member_id), f"<member-{i}>")]
+    pairs += [(f"{facts.cluster_id:x}", "<cluster>"), (str(facts.cluster_id), "<cluster>")]
+    return _PADDED_ID.sub(" ", _replace_values(text, pairs))
 
 
 def _captured(text: str, _: Invocation, facts: ClusterFacts) -> str:

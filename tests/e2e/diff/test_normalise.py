@@ -115,6 +115,11 @@ def test_padded_member_ids_normalise_like_full_width_ones() -> None:
     expected = "Member <member-0> removed from cluster <cluster>\n"
     assert _norm(text_a, RUN_A, "member remove x") == expected
     assert _norm(text_b, short, "member remove x") == expected
+    # Only padding goes: the ", " between simple-format cells stays, whatever the id's width.
+    status = "http://127.0.0.1:1, cd38e1a74885ea2, 3.4.23, 20 kB, true, false, 2, 6, 6, \n"
+    assert _norm(status, short, "endpoint status") == (
+        "http://<client-0>, <member-0>, 3.4.23, <n>, true, false, <n>, <n>, <n>, \n"
+    )
 
 
 def test_captured_ids_in_hex_and_decimal() -> None:
