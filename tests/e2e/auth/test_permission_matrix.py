@@ -35,7 +35,9 @@ USERS = {"reader": "read", "writer": "write", "both": "readwrite", "nothing": No
 CALLERS = [*(f"--user={name}:pw-{name}" for name in USERS), None, "--user=reader:wrong"]
 
 _LEASE_ID = re.compile(r"lease ([0-9a-f]+) granted")
-_HEX_ID = re.compile(r"\b[0-9a-f]{14,16}\b")
+#: member ids (`member list` prints them unpadded: a random id has fewer than 16 digits one time
+#: in 16, fewer than 14 one time in 4096) and lease ids (zero-padded to 16).
+_HEX_ID = re.compile(r"\b[0-9a-f]{8,16}\b")
 #: a lease's remaining TTL depends on when the call ran.
 _REMAINING = re.compile(r"remaining\(\d+s\)")
 
