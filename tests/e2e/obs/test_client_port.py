@@ -54,14 +54,18 @@ def _wait(what: str, condition: Callable[[], bool], within_s: float = WITHIN_S) 
         time.sleep(POLL_S)
 
 
-def _listening(port: int) -> bool:
-    """Whether any socket listens on TCP ``port`` (IPv4 or IPv6), per /proc/net/tcp{,6}."""
+def _listeners(port: int) -> set[int]:
+    """The inodes of the sockets listening on TCP ``port`` (IPv4 or IPv6), per
+    /proc/net/tcp{,6}. An inode names one socket for as long as it exists, unlike the port,
+    which a test running beside this one may bind the moment it is free."""
+    inodes: set[int] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], int(fields[9])
             if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
-                return True
-    return False
+                inodes.add(inode)
+    return inodes
 
 
 def _address(url: str) -> tuple[str, int]:
@@ -77,16 +81,17 @@ def test_mux_lives_and_dies_with_its_member(tmp_path: Path) -> None:
         assert http_get(url + "/health").body == '{"health":"true"}'
         member = c.member(0)
         [mux_pid] = _children(member.pid)
-        assert _listening(_address(url)[1])
+        listeners = _listeners(_address(url)[1])
+        assert listeners
 
         # SIGKILL the member: its mux sees the hand-off socket close and ends; the port frees.
         c.kill(0)
         _wait("the mux ends with its member", lambda: not _alive(mux_pid))
-        # Nothing listens on the client port any more. Read from the kernel's socket table:
-        # binding it is no test (once free, the port may at once be the source port of another
+        # The member's listening socket is gone. Read from the kernel's socket table: binding
+        # the port is no test (once free, the port may at once be the source port of another
         # test's outgoing connection), nor is connecting (a connect to a free port in the
         # ephemeral range can be a TCP self-connect, and succeed).
-        assert not _listening(_address(url)[1])
+        assert not listeners & _listeners(_address(url)[1])
 
         # A mux that dies on its own stops the member (clients could no longer reach it).
         c.restart(0)
